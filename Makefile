@@ -1,0 +1,54 @@
+# zkv: a replicated key-value store whose servers elect their leader through ZooKeeper.
+# `make demo` runs the driver's scenarios on a real ZooKeeper; `make test` runs every test.
+
+GO      ?= go
+MODULES := election kvstore replication server driver integration
+BIN     := $(CURDIR)/bin
+# The ZooKeeper image the tests and the demo use when Docker is there. scripts/prepare.sh builds it
+# from Debian's packages when it is missing, since no registry is reachable from our machines.
+ZK_IMAGE ?= zkv/zookeeper:3.8
+export ZK_IMAGE
+export ZKV_SERVER_BIN := $(BIN)/server
+export ZKV_DRIVER_BIN := $(BIN)/driver
+
+.PHONY: all build demo test test-unit test-integration prepare lint fmt vet tidy clean
+
+all: build
+
+build:
+	cd server && $(GO) build -trimpath -o $(BIN)/server ./cmd/server
+	cd driver && $(GO) build -trimpath -o $(BIN)/driver ./cmd/driver
+
+# The assignment's three scenarios on a real ZooKeeper. The driver picks what is there: a given
+# ensemble, else Docker with the image, else Debian's zookeeper package (installed here when root).
+demo: build
+	scripts/ensure-zookeeper.sh
+	$(BIN)/driver scenarios -logs logs
+
+prepare:
+	scripts/prepare.sh
+
+# Every module's tests with the race detector, go test's own output; integration needs prepare.
+test: build prepare test-unit test-integration
+
+test-unit:
+	@set -e; for m in election kvstore replication server driver; do \
+		echo "== $$m"; (cd $$m && $(GO) test -race -count=1 ./...); done
+
+test-integration:
+	cd integration && $(GO) test -race -count=1 -timeout 20m ./...
+
+lint: fmt vet
+	@set -e; for m in $(MODULES); do (cd $$m && $(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 ./...); done
+
+fmt:
+	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+vet:
+	@set -e; for m in $(MODULES); do (cd $$m && $(GO) vet ./...); done
+
+tidy:
+	@set -e; for m in $(MODULES); do (cd $$m && $(GO) mod tidy); done
+
+clean:
+	rm -rf $(BIN) logs

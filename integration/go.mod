@@ -1,0 +1,3 @@
+module github.com/zkv-dev/zkv/integration
+
+go 1.25.0

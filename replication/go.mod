@@ -1,0 +1,3 @@
+module github.com/zkv-dev/zkv/replication
+
+go 1.25.0
