@@ -1,3 +1,5 @@
 module github.com/zkv-dev/zkv/kvstore
 
 go 1.25.0
+
+require go.uber.org/goleak v1.3.0

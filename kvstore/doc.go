@@ -1,0 +1,22 @@
+// Package kvstore is zkv's in-memory store: a sharded concurrent map from key to Entry
+// (value, per-key version, global write index, epoch), with tombstones for deletes,
+// consistent snapshots and a content hash used to compare replicas.
+//
+// # Writers and readers
+//
+// A zkv cluster has one writer at a time: the leader assigns indexes with [Store.Put] and
+// [Store.Delete], and replicas replay the leader's entries with [Store.Apply]. The caller
+// serialises these writes (the server holds its own write lock around them); the store still
+// takes an internal writer mutex so that concurrent misuse stays memory-safe and race-free,
+// but it does not make interleaved writers meaningful.
+//
+// Reads ([Store.Get], [Store.Len], [Store.Last]) may come from any number of goroutines and
+// scale over cores: keys are spread over power-of-two shards by FNV-1a hash, each with its
+// own sync.RWMutex, so a read only contends with a write to the same shard.
+//
+// # Tombstones
+//
+// A delete leaves a tombstone carrying the delete's index, epoch and version, so a replica
+// can replay it and a later write to the same key continues the key's version count. Get
+// reports a tombstoned key as absent; snapshots include tombstones; [Store.Hash] ignores them.
+package kvstore

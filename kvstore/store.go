@@ -1,0 +1,390 @@
+package kvstore
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+)
+
+// DefaultShards is the number of shards when Config.Shards is zero.
+const DefaultShards = 64
+
+// MaxShards bounds Config.Shards.
+const MaxShards = 1 << 16
+
+var (
+	// ErrInvalidConfig reports a Config that New refuses.
+	ErrInvalidConfig = errors.New("kvstore: invalid config")
+	// ErrOutOfOrder reports entries given to Apply whose indexes are not strictly
+	// increasing above the store's last index. Nothing is applied.
+	ErrOutOfOrder = errors.New("kvstore: entry out of order")
+	// ErrInvalidEntry reports an entry Apply cannot hold (an empty key).
+	ErrInvalidEntry = errors.New("kvstore: invalid entry")
+)
+
+// Entry is one key's state, and also the unit of replication: the leader ships the entries
+// its writes produce and replicas Apply them.
+type Entry struct {
+	Key     string `json:"key"`
+	Value   string `json:"value"`
+	Version uint64 `json:"version"`           // per key: 1 on first write, +1 each write (deletes too)
+	Index   uint64 `json:"index"`             // global write index, assigned by the leader
+	Epoch   int64  `json:"epoch"`             // epoch of the leader that assigned Index
+	Deleted bool   `json:"deleted,omitempty"` // tombstone
+}
+
+// Snapshot is a consistent copy of a store: every entry, tombstones included, sorted by key,
+// and the position (Index, Epoch) of the last write it reflects.
+type Snapshot struct {
+	Index   uint64  `json:"index"`
+	Epoch   int64   `json:"epoch"`
+	Entries []Entry `json:"entries"`
+}
+
+// Stats counts what a store holds.
+type Stats struct {
+	Keys       int    `json:"keys"`       // live keys
+	Tombstones int    `json:"tombstones"` // deleted keys still remembered
+	Index      uint64 `json:"index"`      // last write index
+	Epoch      int64  `json:"epoch"`      // epoch of the last write
+	Shards     int    `json:"shards"`
+}
+
+// Config configures a Store.
+type Config struct {
+	// Shards is the number of lock shards, a power of two up to MaxShards.
+	// Zero means DefaultShards.
+	Shards int
+}
+
+func (c Config) withDefaults() Config {
+	if c.Shards == 0 {
+		c.Shards = DefaultShards
+	}
+	return c
+}
+
+// Validate reports whether the config (after defaults) is usable.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	if c.Shards < 0 || c.Shards > MaxShards || c.Shards&(c.Shards-1) != 0 {
+		return fmt.Errorf("%w: Shards %d is not a power of two in [1, %d]", ErrInvalidConfig, c.Shards, MaxShards)
+	}
+	return nil
+}
+
+type shard struct {
+	mu   sync.RWMutex
+	m    map[string]Entry
+	live int // entries in m that are not tombstones
+}
+
+// Store is a concurrent in-memory key-value map; see the package documentation for the
+// single-writer rule. The zero value is not usable: call New.
+type Store struct {
+	shards []shard
+	mask   uint64
+
+	// wmu serialises writers (Put, Delete, Apply, Restore) and makes Snapshot and Hash
+	// consistent: holding it, no shard changes.
+	wmu sync.Mutex
+	// pmu guards the last position, so Last never waits behind a long Snapshot.
+	pmu   sync.RWMutex
+	index uint64
+	epoch int64
+}
+
+// New returns an empty store.
+func New(cfg Config) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	s := &Store{shards: make([]shard, cfg.Shards), mask: uint64(cfg.Shards - 1)}
+	for i := range s.shards {
+		s.shards[i].m = make(map[string]Entry)
+	}
+	return s, nil
+}
+
+// shardIndex hashes key with inline FNV-1a, which keeps the read path free of allocations.
+func (s *Store) shardIndex(key string) int {
+	const (
+		offset64 = 14695981039346656037
+		prime64  = 1099511628211
+	)
+	h := uint64(offset64)
+	for i := 0; i < len(key); i++ {
+		h ^= uint64(key[i])
+		h *= prime64
+	}
+	return int(h & s.mask)
+}
+
+func (s *Store) shardOf(key string) *shard { return &s.shards[s.shardIndex(key)] }
+
+// Get returns the key's entry; false for an absent or deleted key.
+func (s *Store) Get(key string) (Entry, bool) {
+	sh := s.shardOf(key)
+	sh.mu.RLock()
+	e, ok := sh.m[key]
+	sh.mu.RUnlock()
+	if !ok || e.Deleted {
+		return Entry{}, false
+	}
+	return e, true
+}
+
+// Put writes key=value as the leader: the entry gets the next global index, the given
+// epoch, and the key's previous version (tombstones included) plus one.
+func (s *Store) Put(key, value string, epoch int64) Entry {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	sh := s.shardOf(key)
+	sh.mu.Lock()
+	old, existed := sh.m[key]
+	e := Entry{Key: key, Value: value, Version: old.Version + 1, Index: s.lastIndex() + 1, Epoch: epoch}
+	sh.m[key] = e
+	if !existed || old.Deleted {
+		sh.live++
+	}
+	sh.mu.Unlock()
+	s.setLast(e.Index, epoch)
+	return e
+}
+
+// Delete deletes key as the leader, leaving a tombstone with the next global index.
+// It reports false, and writes nothing (no index is used), when the key is absent or
+// already deleted.
+func (s *Store) Delete(key string, epoch int64) (Entry, bool) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	sh := s.shardOf(key)
+	sh.mu.Lock()
+	old, ok := sh.m[key]
+	if !ok || old.Deleted {
+		sh.mu.Unlock()
+		return Entry{}, false
+	}
+	e := Entry{Key: key, Version: old.Version + 1, Index: s.lastIndex() + 1, Epoch: epoch, Deleted: true}
+	sh.m[key] = e
+	sh.live--
+	sh.mu.Unlock()
+	s.setLast(e.Index, epoch)
+	return e, true
+}
+
+// Apply replays the leader's entries on a replica, as they are (value, version, index,
+// epoch, tombstone). Their indexes must be strictly increasing and above Last; otherwise
+// Apply returns an error wrapping ErrOutOfOrder (or ErrInvalidEntry) and applies nothing.
+// Indexes may skip: a replica that started empty takes whatever it is sent first as its base.
+func (s *Store) Apply(entries ...Entry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	prev := s.lastIndex()
+	for i := range entries {
+		e := &entries[i]
+		if e.Key == "" {
+			return fmt.Errorf("%w: entry at index %d has an empty key", ErrInvalidEntry, e.Index)
+		}
+		if e.Index <= prev {
+			return fmt.Errorf("%w: index %d does not exceed %d", ErrOutOfOrder, e.Index, prev)
+		}
+		prev = e.Index
+	}
+	for _, e := range entries {
+		if e.Deleted {
+			e.Value = ""
+		}
+		sh := s.shardOf(e.Key)
+		sh.mu.Lock()
+		old, existed := sh.m[e.Key]
+		sh.m[e.Key] = e
+		sh.live += liveDelta(existed && !old.Deleted, !e.Deleted)
+		sh.mu.Unlock()
+	}
+	last := entries[len(entries)-1]
+	s.setLast(last.Index, last.Epoch)
+	return nil
+}
+
+func liveDelta(wasLive, isLive bool) int {
+	switch {
+	case wasLive && !isLive:
+		return -1
+	case !wasLive && isLive:
+		return 1
+	}
+	return 0
+}
+
+// Last returns the index and epoch of the last write (Put, Delete, Apply or Restore).
+func (s *Store) Last() (index uint64, epoch int64) {
+	s.pmu.RLock()
+	defer s.pmu.RUnlock()
+	return s.index, s.epoch
+}
+
+func (s *Store) lastIndex() uint64 {
+	i, _ := s.Last()
+	return i
+}
+
+func (s *Store) setLast(index uint64, epoch int64) {
+	s.pmu.Lock()
+	s.index, s.epoch = index, epoch
+	s.pmu.Unlock()
+}
+
+// Len returns the number of live (not deleted) keys.
+func (s *Store) Len() int {
+	n := 0
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.RLock()
+		n += sh.live
+		sh.mu.RUnlock()
+	}
+	return n
+}
+
+// Stats returns counts of live keys and tombstones and the last position.
+func (s *Store) Stats() Stats {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	st := Stats{Shards: len(s.shards)}
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.RLock()
+		st.Keys += sh.live
+		st.Tombstones += len(sh.m) - sh.live
+		sh.mu.RUnlock()
+	}
+	st.Index, st.Epoch = s.Last()
+	return st
+}
+
+// Range calls fn for every entry, tombstones included, in no particular order, until fn
+// returns false. It holds the writer lock, so it sees one consistent state and fn must
+// not write to the store.
+func (s *Store) Range(fn func(Entry) bool) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.RLock()
+		for _, e := range sh.m {
+			if !fn(e) {
+				sh.mu.RUnlock()
+				return
+			}
+		}
+		sh.mu.RUnlock()
+	}
+}
+
+// Snapshot returns a consistent copy of the store, tombstones included, sorted by key.
+func (s *Store) Snapshot() Snapshot {
+	s.wmu.Lock()
+	var snap Snapshot
+	snap.Index, snap.Epoch = s.Last()
+	n := 0
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.RLock()
+		n += len(sh.m)
+		sh.mu.RUnlock()
+	}
+	snap.Entries = make([]Entry, 0, n)
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.RLock()
+		for _, e := range sh.m {
+			snap.Entries = append(snap.Entries, e)
+		}
+		sh.mu.RUnlock()
+	}
+	s.wmu.Unlock()
+	sort.Slice(snap.Entries, func(i, j int) bool { return snap.Entries[i].Key < snap.Entries[j].Key })
+	return snap
+}
+
+// Restore replaces the whole content and the last position with the snapshot's. Entries
+// with an empty key are dropped; of duplicate keys the last one wins. Readers see either
+// the old content or the new one, never a mix.
+func (s *Store) Restore(snap Snapshot) {
+	fresh := make([]map[string]Entry, len(s.shards))
+	live := make([]int, len(s.shards))
+	for i := range fresh {
+		fresh[i] = make(map[string]Entry)
+	}
+	for _, e := range snap.Entries {
+		if e.Key == "" {
+			continue
+		}
+		if e.Deleted {
+			e.Value = ""
+		}
+		idx := s.shardIndex(e.Key)
+		old, existed := fresh[idx][e.Key]
+		fresh[idx][e.Key] = e
+		live[idx] += liveDelta(existed && !old.Deleted, !e.Deleted)
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	for i := range s.shards {
+		s.shards[i].mu.Lock()
+	}
+	for i := range s.shards {
+		s.shards[i].m, s.shards[i].live = fresh[i], live[i]
+	}
+	s.setLast(snap.Index, snap.Epoch)
+	for i := range s.shards {
+		s.shards[i].mu.Unlock()
+	}
+}
+
+// Hash returns the hex SHA-256 of the live entries sorted by key, each as its key, value and
+// version. Stores with equal live contents have equal hashes, whatever their shard counts,
+// tombstones or indexes.
+func (s *Store) Hash() string {
+	type kv struct {
+		key, value string
+		version    uint64
+	}
+	s.wmu.Lock()
+	var live []kv
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.RLock()
+		for _, e := range sh.m {
+			if !e.Deleted {
+				live = append(live, kv{e.Key, e.Value, e.Version})
+			}
+		}
+		sh.mu.RUnlock()
+	}
+	s.wmu.Unlock()
+	sort.Slice(live, func(i, j int) bool { return live[i].key < live[j].key })
+	h := sha256.New()
+	var buf [8]byte
+	writeString := func(v string) {
+		binary.BigEndian.PutUint64(buf[:], uint64(len(v)))
+		_, _ = h.Write(buf[:])
+		_, _ = h.Write([]byte(v))
+	}
+	for _, e := range live {
+		writeString(e.key)
+		writeString(e.value)
+		binary.BigEndian.PutUint64(buf[:], e.version)
+		_, _ = h.Write(buf[:])
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
