@@ -1,0 +1,721 @@
+package replication
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-retryablehttp"
+	"github.com/zkv-dev/zkv/kvstore"
+)
+
+// AckMode says when a write counts as replicated.
+type AckMode int
+
+const (
+	// AckAll waits for every current replica.
+	AckAll AckMode = iota
+	// AckMajority waits until the leader plus the replicas that hold the write form a
+	// majority of the servers (replicas + 1).
+	AckMajority
+	// AckLeader does not wait.
+	AckLeader
+)
+
+// ParseAckMode parses "all", "majority" or "leader".
+func ParseAckMode(s string) (AckMode, error) {
+	switch s {
+	case "all":
+		return AckAll, nil
+	case "majority":
+		return AckMajority, nil
+	case "leader":
+		return AckLeader, nil
+	}
+	return 0, fmt.Errorf("replication: unknown ack mode %q (want all, majority or leader)", s)
+}
+
+func (m AckMode) String() string {
+	switch m {
+	case AckAll:
+		return "all"
+	case AckMajority:
+		return "majority"
+	case AckLeader:
+		return "leader"
+	}
+	return fmt.Sprintf("AckMode(%d)", int(m))
+}
+
+// Observer is told about replication events, e.g. to count them in metrics. Its methods are
+// called from the replica workers, outside the Fanout's locks, and must not block.
+type Observer interface {
+	OnRetry(replica string)             // a request to replica is retried
+	OnAck(replica string, index uint64) // replica holds the leader's log up to index
+	OnSnapshot(replica string)          // replica installed a snapshot
+}
+
+// Defaults of Config.
+const (
+	DefaultRequestTimeout    = 2 * time.Second
+	DefaultSnapshotTimeout   = 30 * time.Second
+	DefaultRetryWaitMin      = 10 * time.Millisecond
+	DefaultRetryWaitMax      = 500 * time.Millisecond
+	DefaultRetryMax          = 3
+	DefaultMaxBatch          = 512
+	DefaultMaxBatchBytes     = 8 << 20
+	DefaultHeartbeatInterval = time.Second
+	maxResponseBytes         = 1 << 20
+)
+
+// Config configures a Fanout: one per leadership (Epoch is fixed).
+type Config struct {
+	Self     string                  // this leader's address, sent as "leader"; ignored in SetReplicas
+	Epoch    int64                   // this leadership's epoch; required > 0
+	Log      *Log                    // the leader's log, source of every append; required
+	Snapshot func() kvstore.Snapshot // a consistent snapshot of the leader's store; required
+	Token    string                  // sent as "Authorization: Bearer <Token>" when set
+
+	RequestTimeout    time.Duration // per HTTP attempt of an append; default 2s
+	SnapshotTimeout   time.Duration // per HTTP attempt of a snapshot; default 30s
+	RetryWaitMin      time.Duration // backoff floor; default 10ms
+	RetryWaitMax      time.Duration // backoff ceiling; default 500ms
+	RetryMax          int           // retries of one request by retryablehttp; 0: default 3, < 0: none
+	MaxBatch          int           // most entries per append; default 512
+	MaxBatchBytes     int64         // most key+value bytes per append (one entry at least); default 8 MiB
+	HeartbeatInterval time.Duration // idle replicas get an empty append this often; default 1s, < 0: off
+
+	// Transport carries the requests; default a private *http.Transport closed by Close.
+	Transport http.RoundTripper
+	Observer  Observer     // optional
+	Logger    *slog.Logger // discarded when nil
+}
+
+func (c Config) withDefaults() Config {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&c.RequestTimeout, DefaultRequestTimeout)
+	def(&c.SnapshotTimeout, DefaultSnapshotTimeout)
+	def(&c.RetryWaitMin, DefaultRetryWaitMin)
+	def(&c.RetryWaitMax, DefaultRetryWaitMax)
+	def(&c.HeartbeatInterval, DefaultHeartbeatInterval)
+	if c.RetryMax == 0 {
+		c.RetryMax = DefaultRetryMax
+	} else if c.RetryMax < 0 {
+		c.RetryMax = 0
+	}
+	if c.MaxBatch == 0 {
+		c.MaxBatch = DefaultMaxBatch
+	}
+	if c.MaxBatchBytes == 0 {
+		c.MaxBatchBytes = DefaultMaxBatchBytes
+	}
+	return c
+}
+
+// Validate reports whether the config (after defaults) is usable.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	var errs []error
+	if c.Epoch <= 0 {
+		errs = append(errs, errors.New("Epoch must be positive"))
+	}
+	if c.Log == nil {
+		errs = append(errs, errors.New("Log is required"))
+	}
+	if c.Snapshot == nil {
+		errs = append(errs, errors.New("Snapshot is required"))
+	}
+	if c.RequestTimeout < 0 || c.SnapshotTimeout < 0 || c.RetryWaitMin < 0 || c.RetryWaitMax < c.RetryWaitMin {
+		errs = append(errs, errors.New("timeouts must be positive and RetryWaitMax >= RetryWaitMin"))
+	}
+	if c.MaxBatch < 1 || c.MaxBatchBytes < 1 {
+		errs = append(errs, errors.New("MaxBatch and MaxBatchBytes must be positive"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	return nil
+}
+
+// ReplicaStats describes one replica's stream.
+type ReplicaStats struct {
+	Addr       string `json:"addr"`
+	MatchIndex uint64 `json:"match_index"` // the replica holds the leader's log up to here
+	Lag        uint64 `json:"lag"`         // last enqueued index - MatchIndex
+	Retries    uint64 `json:"retries"`
+	Snapshots  uint64 `json:"snapshots"`
+	LastError  string `json:"last_error,omitempty"`
+	Up         bool   `json:"up"` // the last request got an answer
+}
+
+type position struct {
+	index uint64
+	epoch int64
+}
+
+type replica struct {
+	addr   string
+	url    string
+	cancel context.CancelFunc
+	notify chan struct{} // capacity 1: "the log grew"
+	append *retryablehttp.Client
+	snap   *retryablehttp.Client
+
+	// Guarded by Fanout.mu.
+	match     uint64
+	acked     bool // match is confirmed by the replica
+	retries   uint64
+	snapshots uint64
+	lastErr   string
+	up        bool
+}
+
+// Fanout is the leader's side of replication: one worker goroutine per replica streams
+// the Log to it in order (group commit: whatever is pending, up to MaxBatch, goes in one
+// request), and Wait reports when a write is acknowledged under an AckMode.
+//
+// The per-replica queue is the window of the shared Log between what the replica holds and
+// the last enqueued index, so a slow or dead replica costs no memory beyond the Log; one
+// that falls behind the Log's base gets a snapshot.
+type Fanout struct {
+	cfg       Config
+	logger    *slog.Logger
+	transport *http.Transport // owned, closed by Close; nil when cfg.Transport was given
+	appendHC  *http.Client
+	snapHC    *http.Client
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	once   sync.Once
+
+	mu          sync.Mutex
+	replicas    map[string]*replica
+	last        position      // highest enqueued
+	changed     chan struct{} // closed and replaced on every change Wait cares about
+	closed      bool
+	deposed     chan struct{}
+	isDeposed   bool
+	fencedEpoch int64
+}
+
+// NewFanout validates cfg and returns a Fanout with no replicas; its stream starts after
+// the Log's last entry.
+func NewFanout(cfg Config) (*Fanout, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	f := &Fanout{
+		cfg:      cfg,
+		logger:   logger.With("component", "fanout", "epoch", cfg.Epoch),
+		replicas: make(map[string]*replica),
+		changed:  make(chan struct{}),
+		deposed:  make(chan struct{}),
+	}
+	rt := cfg.Transport
+	if rt == nil {
+		f.transport = &http.Transport{
+			Proxy:               nil, // internal traffic never goes through a proxy
+			DialContext:         (&net.Dialer{Timeout: cfg.RequestTimeout, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConns:        100,
+			MaxIdleConnsPerHost: 4,
+			IdleConnTimeout:     90 * time.Second,
+		}
+		rt = f.transport
+	}
+	f.appendHC = &http.Client{Transport: rt, Timeout: cfg.RequestTimeout}
+	f.snapHC = &http.Client{Transport: rt, Timeout: cfg.SnapshotTimeout}
+	f.last.index, f.last.epoch = cfg.Log.Last()
+	f.ctx, f.cancel = context.WithCancel(context.Background())
+	return f, nil
+}
+
+// broadcast wakes every Wait; call with f.mu held.
+func (f *Fanout) broadcast() {
+	close(f.changed)
+	f.changed = make(chan struct{})
+}
+
+// SetReplicas sets the replicas to stream to ("host:port" or a base URL). New ones get a
+// worker whose stream starts at the leader's current last position (a replica that lacks
+// earlier entries is caught up from the Log or by snapshot; a fresh one takes it as base);
+// removed ones have their worker stopped and no longer count for Wait. Self, duplicates and
+// empty addresses are ignored. Does nothing after Close or once deposed.
+func (f *Fanout) SetReplicas(addrs []string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed || f.isDeposed {
+		return
+	}
+	want := make(map[string]bool, len(addrs))
+	for _, a := range addrs {
+		if a != "" && a != f.cfg.Self {
+			want[a] = true
+		}
+	}
+	changed := false
+	for addr, r := range f.replicas {
+		if !want[addr] {
+			r.cancel()
+			delete(f.replicas, addr)
+			changed = true
+			f.logger.Info("replica removed", "replica", addr)
+		}
+	}
+	for addr := range want {
+		if _, ok := f.replicas[addr]; ok {
+			continue
+		}
+		r := f.newReplica(addr)
+		ctx, cancel := context.WithCancel(f.ctx)
+		r.cancel = cancel
+		f.replicas[addr] = r
+		changed = true
+		f.wg.Add(1)
+		go f.run(ctx, r, f.last)
+		f.logger.Info("replica added", "replica", addr, "from_index", f.last.index)
+	}
+	if changed {
+		f.broadcast()
+	}
+}
+
+func (f *Fanout) newReplica(addr string) *replica {
+	base := addr
+	if !strings.Contains(base, "://") {
+		base = "http://" + base
+	}
+	r := &replica{addr: addr, url: strings.TrimSuffix(base, "/"), notify: make(chan struct{}, 1)}
+	client := func(hc *http.Client) *retryablehttp.Client {
+		return &retryablehttp.Client{
+			HTTPClient:   hc,
+			RetryWaitMin: f.cfg.RetryWaitMin,
+			RetryWaitMax: f.cfg.RetryWaitMax,
+			RetryMax:     f.cfg.RetryMax,
+			CheckRetry:   retryPolicy,
+			Backoff:      jitterBackoff,
+			ErrorHandler: retryablehttp.PassthroughErrorHandler,
+			RequestLogHook: func(_ retryablehttp.Logger, _ *http.Request, attempt int) {
+				if attempt > 0 {
+					f.noteRetry(r)
+				}
+			},
+		}
+	}
+	r.append, r.snap = client(f.appendHC), client(f.snapHC)
+	return r
+}
+
+// retryPolicy retries transport errors and 5xx (but 501), never 4xx, never after ctx ends.
+func retryPolicy(ctx context.Context, resp *http.Response, err error) (bool, error) {
+	if ctx.Err() != nil {
+		return false, ctx.Err()
+	}
+	if err != nil {
+		return true, nil
+	}
+	return resp.StatusCode >= 500 && resp.StatusCode != http.StatusNotImplemented, nil
+}
+
+// jitterBackoff doubles from min to max per attempt and picks uniformly in [d/2, d], so
+// that a leader's workers do not retry in lockstep.
+func jitterBackoff(min, max time.Duration, attempt int, _ *http.Response) time.Duration {
+	d := min
+	for i := 0; i < attempt && d < max; i++ {
+		d *= 2
+	}
+	d = clamp(d, min, max)
+	if d <= 1 {
+		return d
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+func clamp(d, lo, hi time.Duration) time.Duration {
+	if d < lo {
+		return lo
+	}
+	if d > hi {
+		return hi
+	}
+	return d
+}
+
+// Enqueue tells the workers the Log has grown to include entries. The caller appends them
+// to the Log first, in index order, and enqueues in that order. No-op after Close or once
+// deposed.
+func (f *Fanout) Enqueue(entries ...kvstore.Entry) {
+	if len(entries) == 0 {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed || f.isDeposed {
+		return
+	}
+	for _, e := range entries {
+		if e.Index > f.last.index {
+			f.last = position{e.Index, e.Epoch}
+		}
+	}
+	for _, r := range f.replicas {
+		select {
+		case r.notify <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Wait blocks until the write at index is acknowledged under mode over the current
+// replicas and returns how many replicas hold it (the leader not counted). AckLeader
+// returns at once. The condition is re-evaluated on every ack and every SetReplicas.
+// Errors: ErrFenced once a replica refused this leader's epoch, ErrClosed after Close,
+// or the ctx's error, wrapped.
+func (f *Fanout) Wait(ctx context.Context, index uint64, mode AckMode) (acked int, err error) {
+	for {
+		f.mu.Lock()
+		acked = 0
+		for _, r := range f.replicas {
+			if r.acked && r.match >= index {
+				acked++
+			}
+		}
+		n := len(f.replicas)
+		ok := false
+		switch mode {
+		case AckAll:
+			ok = acked == n
+		case AckMajority:
+			ok = 1+acked >= (n+1)/2+1
+		case AckLeader:
+			ok = true
+		default:
+			f.mu.Unlock()
+			return 0, fmt.Errorf("replication: invalid ack mode %v", mode)
+		}
+		ch, closed, deposed, fenced := f.changed, f.closed, f.isDeposed, f.fencedEpoch
+		f.mu.Unlock()
+		switch {
+		case ok:
+			return acked, nil
+		case deposed:
+			return acked, fmt.Errorf("%w: a replica has seen epoch %d", ErrFenced, fenced)
+		case closed:
+			return acked, ErrClosed
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return acked, fmt.Errorf("replication: wait for index %d (ack %s): %w", index, mode, ctx.Err())
+		}
+	}
+}
+
+// Deposed is closed when a replica answers stale_epoch: a newer leader exists. The Fanout
+// has stopped sending by then; the server should step down.
+func (f *Fanout) Deposed() <-chan struct{} { return f.deposed }
+
+// Stats returns every current replica's state, sorted by address.
+func (f *Fanout) Stats() []ReplicaStats {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]ReplicaStats, 0, len(f.replicas))
+	for _, r := range f.replicas {
+		s := ReplicaStats{Addr: r.addr, MatchIndex: r.match, Retries: r.retries, Snapshots: r.snapshots,
+			LastError: r.lastErr, Up: r.up}
+		if f.last.index > r.match {
+			s.Lag = f.last.index - r.match
+		}
+		out = append(out, s)
+	}
+	slices.SortFunc(out, func(a, b ReplicaStats) int { return strings.Compare(a.Addr, b.Addr) })
+	return out
+}
+
+// Close stops every worker, waits for them, and wakes every Wait with ErrClosed.
+// Idempotent; always returns nil.
+func (f *Fanout) Close() error {
+	f.once.Do(func() {
+		f.mu.Lock()
+		f.closed = true
+		f.broadcast()
+		f.mu.Unlock()
+		f.cancel()
+		f.wg.Wait()
+		if f.transport != nil {
+			f.transport.CloseIdleConnections()
+		}
+	})
+	return nil
+}
+
+func (f *Fanout) depose(from string, epoch int64) {
+	f.mu.Lock()
+	if !f.isDeposed && !f.closed {
+		f.isDeposed, f.fencedEpoch = true, epoch
+		close(f.deposed)
+		f.broadcast()
+		f.logger.Warn("deposed: a replica has seen a newer epoch", "replica", from, "replica_epoch", epoch)
+	}
+	f.mu.Unlock()
+	f.cancel()
+}
+
+func (f *Fanout) noteRetry(r *replica) {
+	f.mu.Lock()
+	r.retries++
+	f.mu.Unlock()
+	if f.cfg.Observer != nil {
+		f.cfg.Observer.OnRetry(r.addr)
+	}
+}
+
+func (f *Fanout) noteError(r *replica, err error) {
+	f.mu.Lock()
+	wasUp := r.up
+	r.up, r.lastErr = false, err.Error()
+	f.mu.Unlock()
+	if wasUp {
+		f.logger.Warn("replica unreachable", "replica", r.addr, "error", err)
+	} else {
+		f.logger.Debug("replica request failed", "replica", r.addr, "error", err)
+	}
+}
+
+// setMatch records that the replica holds the leader's log up to index.
+func (f *Fanout) setMatch(r *replica, index uint64, snapshot bool) {
+	f.mu.Lock()
+	if !r.up && r.lastErr != "" {
+		f.logger.Info("replica reachable again", "replica", r.addr)
+	}
+	r.up, r.lastErr = true, ""
+	advanced := !r.acked || r.match != index
+	r.match, r.acked = index, true
+	if snapshot {
+		r.snapshots++
+	}
+	if advanced {
+		f.broadcast()
+	}
+	f.mu.Unlock()
+	if obs := f.cfg.Observer; obs != nil {
+		if snapshot {
+			obs.OnSnapshot(r.addr)
+		}
+		if advanced {
+			obs.OnAck(r.addr, index)
+		}
+	}
+}
+
+var errDeposed = errors.New("replication: deposed")
+
+// run is a replica's worker: it sends whatever the replica lacks, in order, until the
+// replica is removed, the Fanout closes or is deposed.
+func (f *Fanout) run(ctx context.Context, r *replica, pos position) {
+	defer f.wg.Done()
+	// An empty append comes first, and again after every failure: it learns where the
+	// replica is (and whether it is there at all) before any batch or snapshot is built.
+	probe := true
+	failures := 0
+	for {
+		if !probe && !f.waitWork(ctx, r, pos.index) {
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		var err error
+		wasProbe := probe
+		if probe {
+			pos, err = f.sendAppend(ctx, r, pos, nil)
+		} else if entries, ok := f.cfg.Log.EntriesFrom(pos.index+1, f.cfg.MaxBatch); ok {
+			pos, err = f.sendAppend(ctx, r, pos, trimBatch(entries, f.cfg.MaxBatchBytes))
+		} else {
+			pos, err = f.sendSnapshot(ctx, r, pos)
+		}
+		probe = false
+		if err == nil {
+			if !wasProbe {
+				failures = 0 // the backoff grows across probes until real progress
+			}
+			continue
+		}
+		if errors.Is(err, errDeposed) || ctx.Err() != nil {
+			return
+		}
+		failures++
+		probe = true
+		f.noteError(r, err)
+		t := time.NewTimer(jitterBackoff(f.cfg.RetryWaitMin, f.cfg.RetryWaitMax, failures, nil))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// waitWork returns true once the leader has entries after index, or it is time for a
+// heartbeat; false when ctx ends.
+func (f *Fanout) waitWork(ctx context.Context, r *replica, index uint64) bool {
+	var heartbeat <-chan time.Time
+	if f.cfg.HeartbeatInterval > 0 {
+		t := time.NewTimer(f.cfg.HeartbeatInterval)
+		defer t.Stop()
+		heartbeat = t.C
+	}
+	for {
+		f.mu.Lock()
+		last := f.last.index
+		f.mu.Unlock()
+		if last > index {
+			return true
+		}
+		select {
+		case <-r.notify:
+		case <-heartbeat:
+			return true // an empty append: keeps Up current and finds out about fencing
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+func trimBatch(entries []kvstore.Entry, maxBytes int64) []kvstore.Entry {
+	var size int64
+	for i := range entries {
+		size += int64(len(entries[i].Key) + len(entries[i].Value))
+		if size > maxBytes && i > 0 {
+			return entries[:i]
+		}
+	}
+	return entries
+}
+
+// sendAppend sends entries following pos and returns the replica's new position.
+func (f *Fanout) sendAppend(ctx context.Context, r *replica, pos position, entries []kvstore.Entry) (position, error) {
+	req := AppendRequest{Epoch: f.cfg.Epoch, Leader: f.cfg.Self, PrevIndex: pos.index, PrevEpoch: pos.epoch, Entries: entries}
+	if entries == nil {
+		req.Entries = []kvstore.Entry{}
+	}
+	status, resp, eresp, err := f.post(ctx, r.append, r.url+PathAppend, req)
+	if err != nil {
+		return pos, err
+	}
+	end := pos
+	if n := len(entries); n > 0 {
+		end = position{entries[n-1].Index, entries[n-1].Epoch}
+	}
+	switch {
+	case status == http.StatusOK && resp.LastIndex == end.index && resp.LastEpoch == end.epoch:
+		f.setMatch(r, end.index, false)
+		return end, nil
+	case status == http.StatusOK:
+		return f.reconcile(ctx, r, pos, position{resp.LastIndex, resp.LastEpoch})
+	case status == http.StatusConflict && eresp.Error.Code == CodeLogMismatch:
+		return f.reconcile(ctx, r, pos, position{eresp.LastIndex, eresp.LastEpoch})
+	}
+	return pos, f.refused(r, status, eresp)
+}
+
+func (f *Fanout) refused(r *replica, status int, eresp ErrorResponse) error {
+	if status == http.StatusPreconditionFailed && eresp.Error.Code == CodeStaleEpoch {
+		f.depose(r.addr, eresp.Epoch)
+		return errDeposed
+	}
+	return fmt.Errorf("replication: replica %s answered %d %s: %s", r.addr, status, eresp.Error.Code, eresp.Error.Message)
+}
+
+// reconcile resumes from the replica's position at if the Log holds that entry with the
+// same epoch (then every entry before it matches too); otherwise it sends a snapshot.
+func (f *Fanout) reconcile(ctx context.Context, r *replica, pos, at position) (position, error) {
+	if ep, ok := f.cfg.Log.EpochAt(at.index); ok && ep == at.epoch {
+		f.logger.Debug("resuming replica from its position", "replica", r.addr, "index", at.index)
+		f.setMatch(r, at.index, false)
+		return at, nil
+	}
+	return f.sendSnapshot(ctx, r, pos)
+}
+
+// sendSnapshot installs the leader's snapshot on the replica; on error it returns pos.
+func (f *Fanout) sendSnapshot(ctx context.Context, r *replica, pos position) (position, error) {
+	snap := f.cfg.Snapshot()
+	f.logger.Info("sending snapshot", "replica", r.addr, "index", snap.Index, "entries", len(snap.Entries))
+	req := SnapshotRequest{Epoch: f.cfg.Epoch, Leader: f.cfg.Self, Snapshot: snap}
+	status, resp, eresp, err := f.post(ctx, r.snap, r.url+PathSnapshot, req)
+	if err != nil {
+		return pos, err
+	}
+	if status != http.StatusOK {
+		return pos, f.refused(r, status, eresp)
+	}
+	at := position{resp.LastIndex, resp.LastEpoch}
+	if at.index != snap.Index || at.epoch != snap.Epoch {
+		return pos, fmt.Errorf("replication: replica %s answered position %d/%d to snapshot %d/%d",
+			r.addr, at.index, at.epoch, snap.Index, snap.Epoch)
+	}
+	f.setMatch(r, at.index, true)
+	return at, nil
+}
+
+// post sends body as JSON and decodes a 200 answer into resp or an error answer into eresp.
+func (f *Fanout) post(ctx context.Context, c *retryablehttp.Client, url string, body any) (int, AppendResponse, ErrorResponse, error) {
+	var resp AppendResponse
+	var eresp ErrorResponse
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return 0, resp, eresp, fmt.Errorf("replication: encode request: %w", err)
+	}
+	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodPost, url, buf)
+	if err != nil {
+		return 0, resp, eresp, fmt.Errorf("replication: new request: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if f.cfg.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+f.cfg.Token)
+	}
+	hr, err := c.Do(req)
+	if err != nil {
+		if hr != nil {
+			hr.Body.Close()
+		}
+		return 0, resp, eresp, fmt.Errorf("replication: POST %s: %w", url, err)
+	}
+	defer hr.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(hr.Body, maxResponseBytes))
+	if err != nil {
+		return 0, resp, eresp, fmt.Errorf("replication: POST %s: read answer: %w", url, err)
+	}
+	if hr.StatusCode == http.StatusOK {
+		if err := json.Unmarshal(data, &resp); err != nil {
+			return 0, resp, eresp, fmt.Errorf("replication: POST %s: decode answer: %w", url, err)
+		}
+		return hr.StatusCode, resp, eresp, nil
+	}
+	if err := json.Unmarshal(data, &eresp); err != nil || eresp.Error.Message == "" {
+		eresp.Error.Message = strings.TrimSpace(string(bytes.ToValidUTF8(data[:min(len(data), 200)], nil)))
+	}
+	return hr.StatusCode, resp, eresp, nil
+}

@@ -1,0 +1,197 @@
+package replication
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/zkv-dev/zkv/kvstore"
+)
+
+// Defaults of LogConfig.
+const (
+	DefaultLogCapacity = 100_000
+	DefaultLogMaxBytes = 64 << 20
+)
+
+// LogConfig bounds a Log.
+type LogConfig struct {
+	// Capacity is the most entries kept; 0 means DefaultLogCapacity.
+	Capacity int
+	// MaxBytes bounds the keys and values kept (approximately); 0 means DefaultLogMaxBytes.
+	// The newest entry is always kept, whatever its size.
+	MaxBytes int64
+}
+
+func (c LogConfig) withDefaults() LogConfig {
+	if c.Capacity == 0 {
+		c.Capacity = DefaultLogCapacity
+	}
+	if c.MaxBytes == 0 {
+		c.MaxBytes = DefaultLogMaxBytes
+	}
+	return c
+}
+
+// Validate reports whether the config (after defaults) is usable.
+func (c LogConfig) Validate() error {
+	c = c.withDefaults()
+	if c.Capacity < 1 || c.MaxBytes < 1 {
+		return fmt.Errorf("%w: log Capacity %d and MaxBytes %d must be positive", ErrInvalidConfig, c.Capacity, c.MaxBytes)
+	}
+	return nil
+}
+
+// Log is a bounded in-memory ring of the most recent entries, with consecutive indexes
+// Base()+1 .. Last(). Every server appends what it applies, as leader or as replica, so
+// that as leader it can resend what a replica missed; older entries fall off the front and
+// a replica that needs them gets a snapshot instead. Safe for concurrent use.
+type Log struct {
+	cfg LogConfig
+
+	mu        sync.RWMutex
+	ring      []kvstore.Entry // len == cfg.Capacity once grown; grows on demand
+	head      int             // ring position of the entry at base+1
+	n         int             // entries held
+	bytes     int64
+	base      uint64 // index just before the first entry held
+	baseEpoch int64  // epoch of the entry at base
+}
+
+// NewLog returns an empty log whose base is (0, 0).
+func NewLog(cfg LogConfig) (*Log, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Log{cfg: cfg.withDefaults()}, nil
+}
+
+func entrySize(e *kvstore.Entry) int64 { return int64(len(e.Key)+len(e.Value)) + 48 }
+
+// Append adds entries at the end. Each entry's index must be the log's last index plus
+// one; otherwise Append returns an error wrapping ErrLogGap and adds nothing.
+func (l *Log) Append(entries ...kvstore.Entry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	want := l.base + uint64(l.n)
+	for _, e := range entries {
+		want++
+		if e.Index != want {
+			return fmt.Errorf("%w: entry index %d, want %d", ErrLogGap, e.Index, want)
+		}
+	}
+	for _, e := range entries {
+		l.push(e)
+	}
+	return nil
+}
+
+func (l *Log) push(e kvstore.Entry) {
+	if l.n == l.cfg.Capacity {
+		l.dropFront()
+	}
+	if l.n == len(l.ring) {
+		l.grow()
+	}
+	l.ring[(l.head+l.n)%len(l.ring)] = e
+	l.n++
+	l.bytes += entrySize(&e)
+	for l.bytes > l.cfg.MaxBytes && l.n > 1 {
+		l.dropFront()
+	}
+}
+
+// grow doubles the ring up to the capacity, so a large capacity costs memory only when used.
+func (l *Log) grow() {
+	size := max(16, 2*len(l.ring))
+	size = min(size, l.cfg.Capacity)
+	ring := make([]kvstore.Entry, size)
+	for i := range l.n {
+		ring[i] = l.ring[(l.head+i)%len(l.ring)]
+	}
+	l.ring, l.head = ring, 0
+}
+
+func (l *Log) dropFront() {
+	e := &l.ring[l.head]
+	l.base, l.baseEpoch = e.Index, e.Epoch
+	l.bytes -= entrySize(e)
+	*e = kvstore.Entry{} // let the value be collected
+	l.head = (l.head + 1) % len(l.ring)
+	l.n--
+}
+
+// Reset empties the log and sets its base position, as after a snapshot restore or when a
+// fresh replica takes its first append as base.
+func (l *Log) Reset(index uint64, epoch int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	clear(l.ring)
+	l.head, l.n, l.bytes = 0, 0, 0
+	l.base, l.baseEpoch = index, epoch
+}
+
+// Base returns the position just before the first entry held; EpochAt knows it.
+func (l *Log) Base() (index uint64, epoch int64) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.base, l.baseEpoch
+}
+
+// Last returns the position of the newest entry, or the base when empty.
+func (l *Log) Last() (index uint64, epoch int64) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.n == 0 {
+		return l.base, l.baseEpoch
+	}
+	e := &l.ring[(l.head+l.n-1)%len(l.ring)]
+	return e.Index, e.Epoch
+}
+
+// Len returns the number of entries held.
+func (l *Log) Len() int {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.n
+}
+
+// EpochAt returns the epoch of the entry at index; ok is false unless Base() <= index <= Last().
+func (l *Log) EpochAt(index uint64) (epoch int64, ok bool) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if index == l.base {
+		return l.baseEpoch, true
+	}
+	if index < l.base || index > l.base+uint64(l.n) {
+		return 0, false
+	}
+	return l.ring[(l.head+int(index-l.base-1))%len(l.ring)].Epoch, true
+}
+
+// EntriesFrom returns copies of up to max entries starting at index (max <= 0: all).
+// ok is false when the log no longer holds index (index <= Base()); an index beyond
+// Last() gives no entries and ok true: nothing to send yet.
+func (l *Log) EntriesFrom(index uint64, max int) (entries []kvstore.Entry, ok bool) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if index <= l.base {
+		return nil, false
+	}
+	last := l.base + uint64(l.n)
+	if index > last {
+		return nil, true
+	}
+	count := int(last - index + 1)
+	if max > 0 && count > max {
+		count = max
+	}
+	entries = make([]kvstore.Entry, count)
+	start := l.head + int(index-l.base-1)
+	for i := range entries {
+		entries[i] = l.ring[(start+i)%len(l.ring)]
+	}
+	return entries, true
+}

@@ -1,0 +1,198 @@
+package replication
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/zkv-dev/zkv/kvstore"
+)
+
+// Internal routes the server serves and the Fanout calls.
+const (
+	PathAppend   = "/internal/v1/append"   // POST AppendRequest -> AppendResponse
+	PathSnapshot = "/internal/v1/snapshot" // POST SnapshotRequest -> AppendResponse; GET -> kvstore.Snapshot
+)
+
+// Error codes of the internal routes' error bodies.
+const (
+	CodeLogMismatch = "log_mismatch" // 409
+	CodeStaleEpoch  = "stale_epoch"  // 412
+	CodeNotLeader   = "not_leader"   // 403
+	CodeBadRequest  = "bad_request"  // 400
+	CodeTooLarge    = "too_large"    // 413
+	CodeInternal    = "internal"     // 500
+)
+
+// Default body limits for DecodeAppend and DecodeSnapshot callers.
+const (
+	DefaultMaxAppendBytes   = 64 << 20
+	DefaultMaxSnapshotBytes = 1 << 30
+)
+
+// AppendRequest is the body of POST /internal/v1/append: entries that follow the
+// leader's position (PrevIndex, PrevEpoch), one index after the other.
+type AppendRequest struct {
+	Epoch     int64           `json:"epoch"`
+	Leader    string          `json:"leader"`
+	PrevIndex uint64          `json:"prev_index"`
+	PrevEpoch int64           `json:"prev_epoch"`
+	Entries   []kvstore.Entry `json:"entries"`
+}
+
+// AppendResponse answers an append or a snapshot with the replica's last position.
+type AppendResponse struct {
+	LastIndex uint64 `json:"last_index"`
+	LastEpoch int64  `json:"last_epoch"`
+}
+
+// SnapshotRequest is the body of POST /internal/v1/snapshot.
+type SnapshotRequest struct {
+	Epoch    int64            `json:"epoch"`
+	Leader   string           `json:"leader"`
+	Snapshot kvstore.Snapshot `json:"snapshot"`
+}
+
+// ErrorDetail is the "error" member of an error body.
+type ErrorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// ErrorResponse is the body of every non-200 answer of the internal routes. LastIndex and
+// LastEpoch matter for log_mismatch, Epoch (the replica's fence) for stale_epoch.
+type ErrorResponse struct {
+	Error     ErrorDetail `json:"error"`
+	LastIndex uint64      `json:"last_index"`
+	LastEpoch int64       `json:"last_epoch"`
+	Epoch     int64       `json:"epoch"`
+}
+
+// Validate checks the protocol rules the decoder cannot: a non-negative epoch, prev_epoch
+// and entry epochs not above the request's epoch, non-empty keys, and entry indexes that
+// run prev_index+1, prev_index+2, ... without gaps.
+func (r *AppendRequest) Validate() error {
+	if r.Epoch < 0 || r.PrevEpoch < 0 {
+		return fmt.Errorf("%w: negative epoch", ErrInvalidRequest)
+	}
+	if r.PrevEpoch > r.Epoch {
+		return fmt.Errorf("%w: prev_epoch %d above epoch %d", ErrInvalidRequest, r.PrevEpoch, r.Epoch)
+	}
+	want := r.PrevIndex
+	for i, e := range r.Entries {
+		want++
+		if want == 0 {
+			return fmt.Errorf("%w: index overflow", ErrInvalidRequest)
+		}
+		if e.Index != want {
+			return fmt.Errorf("%w: entry %d has index %d, want %d", ErrInvalidRequest, i, e.Index, want)
+		}
+		if e.Key == "" {
+			return fmt.Errorf("%w: entry %d has an empty key", ErrInvalidRequest, i)
+		}
+		if e.Epoch < 0 || e.Epoch > r.Epoch {
+			return fmt.Errorf("%w: entry %d has epoch %d outside [0, %d]", ErrInvalidRequest, i, e.Epoch, r.Epoch)
+		}
+	}
+	return nil
+}
+
+// Validate checks a snapshot request: epochs in range, keys non-empty, no entry after the
+// snapshot's index.
+func (r *SnapshotRequest) Validate() error {
+	if r.Epoch < 0 || r.Snapshot.Epoch < 0 || r.Snapshot.Epoch > r.Epoch {
+		return fmt.Errorf("%w: snapshot epoch %d, request epoch %d", ErrInvalidRequest, r.Snapshot.Epoch, r.Epoch)
+	}
+	for i, e := range r.Snapshot.Entries {
+		if e.Key == "" {
+			return fmt.Errorf("%w: snapshot entry %d has an empty key", ErrInvalidRequest, i)
+		}
+		if e.Index > r.Snapshot.Index {
+			return fmt.Errorf("%w: snapshot entry %d has index %d above the snapshot's %d", ErrInvalidRequest, i, e.Index, r.Snapshot.Index)
+		}
+	}
+	return nil
+}
+
+// DecodeAppend reads exactly one AppendRequest from r, strictly: unknown fields, trailing
+// data, a body above limit bytes (ErrTooLarge) and protocol violations (ErrInvalidRequest)
+// are errors. A limit <= 0 means DefaultMaxAppendBytes.
+func DecodeAppend(r io.Reader, limit int64) (AppendRequest, error) {
+	if limit <= 0 {
+		limit = DefaultMaxAppendBytes
+	}
+	var req AppendRequest
+	if err := decodeStrict(r, limit, &req); err != nil {
+		return AppendRequest{}, err
+	}
+	if err := req.Validate(); err != nil {
+		return AppendRequest{}, err
+	}
+	return req, nil
+}
+
+// DecodeSnapshot is DecodeAppend for SnapshotRequest; a limit <= 0 means
+// DefaultMaxSnapshotBytes.
+func DecodeSnapshot(r io.Reader, limit int64) (SnapshotRequest, error) {
+	if limit <= 0 {
+		limit = DefaultMaxSnapshotBytes
+	}
+	var req SnapshotRequest
+	if err := decodeStrict(r, limit, &req); err != nil {
+		return SnapshotRequest{}, err
+	}
+	if err := req.Validate(); err != nil {
+		return SnapshotRequest{}, err
+	}
+	return req, nil
+}
+
+func decodeStrict(r io.Reader, limit int64, v any) error {
+	lr := &io.LimitedReader{R: r, N: limit + 1}
+	dec := json.NewDecoder(lr)
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil {
+		// Read on to EOF: whitespace is fine, anything else is trailing data.
+		if _, terr := dec.Token(); terr != io.EOF {
+			err = errors.New("trailing data after the JSON object")
+		}
+	}
+	var mbe *http.MaxBytesError
+	if lr.N <= 0 || errors.As(err, &mbe) {
+		return fmt.Errorf("%w: more than %d bytes", ErrTooLarge, limit)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	return nil
+}
+
+// ErrorStatus maps an error of Follower or the decoders to the HTTP status and body the
+// internal routes answer with; unknown errors give 500.
+func ErrorStatus(err error) (int, ErrorResponse) {
+	body := ErrorResponse{Error: ErrorDetail{Message: err.Error()}}
+	var stale *StaleEpochError
+	var mismatch *LogMismatchError
+	switch {
+	case errors.As(err, &stale):
+		body.Error.Code, body.Epoch = CodeStaleEpoch, stale.Epoch
+		return http.StatusPreconditionFailed, body
+	case errors.As(err, &mismatch):
+		body.Error.Code, body.LastIndex, body.LastEpoch = CodeLogMismatch, mismatch.LastIndex, mismatch.LastEpoch
+		return http.StatusConflict, body
+	case errors.Is(err, ErrNotLeader):
+		body.Error.Code = CodeNotLeader
+		return http.StatusForbidden, body
+	case errors.Is(err, ErrTooLarge):
+		body.Error.Code = CodeTooLarge
+		return http.StatusRequestEntityTooLarge, body
+	case errors.Is(err, ErrMalformed), errors.Is(err, ErrInvalidRequest):
+		body.Error.Code = CodeBadRequest
+		return http.StatusBadRequest, body
+	}
+	body.Error.Code = CodeInternal
+	return http.StatusInternalServerError, body
+}
