@@ -101,9 +101,11 @@ if [[ "${ZK_REBUILD_ROOTFS:-0}" == 1 || ! -s "$rootfs_tar" ]]; then
 else
 	log "using cached rootfs $rootfs_tar"
 fi
+mkdir -p "$build_dir"
 log "docker import -> $base_image"
 docker import --message "debootstrap $suite minbase + $packages" "$rootfs_tar" "$base_image" >/dev/null
 log "docker build -> $image"
 # The legacy builder needs no buildx plugin; the Dockerfile has no RUN step, so no network either.
-DOCKER_BUILDKIT=0 docker build --quiet --network host --build-arg "BASE=$base_image" -t "$image" "$here" >/dev/null
+DOCKER_BUILDKIT=0 docker build --quiet --network host --build-arg "BASE=$base_image" -t "$image" "$here" \
+	>"$build_dir/docker-build.log" 2>&1 || { cat "$build_dir/docker-build.log" >&2; die "docker build failed"; }
 log "built $image in $((SECONDS - start))s ($(docker image inspect --format '{{.Size}}' "$image" | awk '{printf "%d MB", $1 / 1e6}'))"
