@@ -1,0 +1,423 @@
+package election
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"sync"
+
+	"github.com/go-zookeeper/zk"
+)
+
+// Sentinel errors; match them with errors.Is.
+var (
+	// ErrClosed is returned by calls on a Candidate after Close.
+	ErrClosed = errors.New("election: closed")
+	// ErrNotLeader is returned by CheckLeader when this candidate does not
+	// lead, or leads in another epoch than the one asked about.
+	ErrNotLeader = errors.New("election: not leader")
+	// ErrNoSession is returned when the ZooKeeper session is gone for good
+	// (Config.Events was closed, i.e. the Session was closed).
+	ErrNoSession = errors.New("election: no session")
+	// ErrResigned is returned by a Join or Campaign still waiting when
+	// Resign is called.
+	ErrResigned = errors.New("election: resigned")
+	// ErrInvalidConfig is wrapped by New for a Config it cannot use.
+	ErrInvalidConfig = errors.New("election: invalid config")
+)
+
+// Conn is the part of *zk.Conn the election uses, so tests can fake it.
+type Conn interface {
+	Create(path string, data []byte, flags int32, acl []zk.ACL) (string, error)
+	Children(path string) ([]string, *zk.Stat, error)
+	Get(path string) ([]byte, *zk.Stat, error)
+	GetW(path string) ([]byte, *zk.Stat, <-chan zk.Event, error)
+	Exists(path string) (bool, *zk.Stat, error)
+	Delete(path string, version int32) error
+	SessionID() int64
+	State() zk.State
+}
+
+// Config configures a Candidate.
+type Config struct {
+	// Conn is the ZooKeeper connection (Session.Conn). Required.
+	Conn Conn
+	// Events carries Conn's session events (Session.Events), read only by
+	// this Candidate. Required. A closed Events means the session is gone
+	// for good.
+	Events <-chan zk.Event
+	// Root is the parent of the "election" znode; "" gives /election,
+	// "zkv" gives /zkv/election. Missing parents are created (persistent).
+	Root string
+	// ID names this candidate. Required.
+	ID string
+	// Address is where this candidate serves, published to the others.
+	Address string
+	// Meta is extra data stored in the znode.
+	Meta map[string]string
+	// ACL applies to every znode created; default zk.WorldACL(zk.PermAll).
+	// See DigestACL.
+	ACL []zk.ACL
+	// Logger receives the election's events; discarded when nil.
+	Logger *slog.Logger
+}
+
+func (cfg *Config) validate() error {
+	switch {
+	case cfg.Conn == nil:
+		return fmt.Errorf("%w: Conn is required", ErrInvalidConfig)
+	case cfg.Events == nil:
+		return fmt.Errorf("%w: Events is required", ErrInvalidConfig)
+	case cfg.ID == "":
+		return fmt.Errorf("%w: ID is required", ErrInvalidConfig)
+	}
+	if err := validPath(electionDir(cfg.Root)); err != nil {
+		return fmt.Errorf("%w: Root %q: %v", ErrInvalidConfig, cfg.Root, err)
+	}
+	return nil
+}
+
+// validPath rejects what ZooKeeper would refuse later, with a clearer error.
+func validPath(p string) error {
+	for i := 0; i < len(p); i++ {
+		if p[i] == 0 {
+			return errors.New("contains a NUL byte")
+		}
+		if p[i] == '/' && i+1 < len(p) && p[i+1] == '.' {
+			return errors.New(`contains a "." or ".." element`)
+		}
+	}
+	return nil
+}
+
+// Member is one registered candidate.
+type Member struct {
+	ID      string
+	Address string
+	Node    string // full znode path, e.g. /election/server0000000007
+	Seq     int64  // the sequence number ZooKeeper appended
+	Meta    map[string]string
+}
+
+func (m Member) equal(o Member) bool {
+	return m.ID == o.ID && m.Address == o.Address && m.Node == o.Node && m.Seq == o.Seq && maps.Equal(m.Meta, o.Meta)
+}
+
+// View is a candidate's picture of the election at one moment.
+type View struct {
+	Self      Member // our own node; Node empty while unregistered
+	Leader    Member // zero while unknown (unregistered, or session in doubt)
+	Epoch     int64  // the leader node's czxid: grows from one leader to the next; keeps its last value while Leader is unknown
+	IsLeader  bool
+	Connected bool // session in good standing
+}
+
+func (v View) equal(o View) bool {
+	return v.Self.equal(o.Self) && v.Leader.equal(o.Leader) && v.Epoch == o.Epoch &&
+		v.IsLeader == o.IsLeader && v.Connected == o.Connected
+}
+
+// Candidate takes part in one leader election, like Apache Curator's
+// LeaderLatch. Its methods are safe for concurrent use.
+type Candidate struct {
+	cfg  Config
+	log  *slog.Logger
+	dir  string
+	guid string
+	data []byte
+	acl  []zk.ACL
+
+	reqs      chan request
+	stop      chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+	wg        sync.WaitGroup
+
+	mu            sync.Mutex
+	view          View
+	changed       chan struct{} // closed and replaced on every new view
+	leadCtx       context.Context
+	leadCancel    context.CancelFunc
+	leaderSession int64
+	want          bool // mirrors the loop's: joined and not resigned
+	subs          map[*subscriber]struct{}
+	closed        bool
+}
+
+type subscriber struct {
+	ch     chan View
+	closed bool
+}
+
+type requestKind int
+
+const (
+	reqJoin requestKind = iota
+	reqResign
+)
+
+type request struct {
+	kind  requestKind
+	reply chan error // buffer 1
+}
+
+var cancelledCtx = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
+
+// New validates cfg and starts the candidate's background loop, which reads
+// cfg.Events from now on. The candidate does not take part until Join or
+// Campaign. Call Close to stop it.
+func New(cfg Config) (*Candidate, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if cfg.ACL == nil {
+		cfg.ACL = zk.WorldACL(zk.PermAll)
+	}
+	cfg.Meta = maps.Clone(cfg.Meta)
+	logger := cfg.Logger
+	if logger == nil {
+		logger = discardLogger()
+	}
+	var raw [16]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return nil, fmt.Errorf("election: guid: %w", err)
+	}
+	guid := hex.EncodeToString(raw[:])
+	data, err := json.Marshal(nodeData{ID: cfg.ID, Address: cfg.Address, GUID: guid, Meta: cfg.Meta})
+	if err != nil {
+		return nil, fmt.Errorf("election: encode node data: %w", err)
+	}
+	c := &Candidate{
+		cfg:     cfg,
+		log:     logger.With("candidate", cfg.ID),
+		dir:     electionDir(cfg.Root),
+		guid:    guid,
+		data:    data,
+		acl:     cfg.ACL,
+		reqs:    make(chan request),
+		stop:    make(chan struct{}),
+		changed: make(chan struct{}),
+		subs:    make(map[*subscriber]struct{}),
+		leadCtx: cancelledCtx,
+	}
+	c.view = View{Self: c.selfMember("", 0)}
+	c.wg.Add(1)
+	go c.run()
+	return c, nil
+}
+
+func (c *Candidate) selfMember(node string, seq int64) Member {
+	return Member{ID: c.cfg.ID, Address: c.cfg.Address, Node: node, Seq: seq, Meta: c.cfg.Meta}
+}
+
+// Join registers this candidate (an EPHEMERAL_SEQUENTIAL znode under
+// <Root>/election) and returns once the node exists; from then on the
+// candidate follows the election in the background and leads when its turn
+// comes. It waits for a session if there is none yet. Join on a joined
+// candidate returns nil at once. If ctx ends first, Join returns ctx's error
+// but registration goes on in the background; Resign withdraws.
+func (c *Candidate) Join(ctx context.Context) error {
+	return c.send(ctx, reqJoin)
+}
+
+// Campaign joins (see Join) and then waits until this candidate leads. If ctx
+// ends first it returns ctx's error and the candidate stays in the election,
+// as with Curator's LeaderLatch.await; call Resign to withdraw.
+func (c *Candidate) Campaign(ctx context.Context) error {
+	if err := c.Join(ctx); err != nil {
+		return err
+	}
+	for {
+		c.mu.Lock()
+		leading := c.view.IsLeader && c.sessionHolds()
+		closed, want, changed := c.closed, c.want, c.changed
+		c.mu.Unlock()
+		switch {
+		case closed:
+			return ErrClosed
+		case leading:
+			return nil
+		case !want:
+			return ErrResigned
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// View returns the current view.
+func (c *Candidate) View() View {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v := c.view
+	v.IsLeader = v.IsLeader && c.sessionHolds()
+	return v
+}
+
+// sessionHolds reports whether the session that made us leader is still in
+// good standing right now, ahead of the loop hearing about it. Call with mu.
+func (c *Candidate) sessionHolds() bool {
+	return c.cfg.Conn.State() == zk.StateHasSession && c.cfg.Conn.SessionID() == c.leaderSession
+}
+
+// IsLeader reports whether this candidate leads. It is false as soon as the
+// session is in doubt, even before the loop has processed the event.
+func (c *Candidate) IsLeader() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.view.IsLeader && c.sessionHolds()
+}
+
+// Leading returns a context cancelled when the current leadership ends, and
+// true, while this candidate leads; otherwise an already cancelled context
+// and false.
+func (c *Candidate) Leading() (context.Context, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.view.IsLeader && c.sessionHolds() {
+		return c.leadCtx, true
+	}
+	return cancelledCtx, false
+}
+
+// CheckLeader returns nil if this candidate leads in epoch, else an error
+// wrapping ErrNotLeader. A writer calls it under its own lock before
+// accepting a write stamped with epoch.
+func (c *Candidate) CheckLeader(epoch int64) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case !c.view.IsLeader || !c.sessionHolds():
+		return ErrNotLeader
+	case c.view.Epoch != epoch:
+		return fmt.Errorf("%w: epoch %d, current %d", ErrNotLeader, epoch, c.view.Epoch)
+	}
+	return nil
+}
+
+// Observe returns a channel of views: the current one at once, then each
+// change. The channel has a buffer of 1 and the latest view wins: a slow
+// reader may miss intermediate views but always receives the latest, and
+// the election never waits for a reader. It is closed when ctx ends or the
+// candidate is closed.
+func (c *Candidate) Observe(ctx context.Context) <-chan View {
+	ch := make(chan View, 1)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		close(ch)
+		return ch
+	}
+	s := &subscriber{ch: ch}
+	c.subs[s] = struct{}{}
+	ch <- c.view
+	c.wg.Add(1) // safe: the loop holds the count above zero until closed is set
+	go func() {
+		defer c.wg.Done()
+		select {
+		case <-ctx.Done():
+		case <-c.stop:
+		}
+		c.mu.Lock()
+		c.dropSubscriber(s)
+		c.mu.Unlock()
+	}()
+	return ch
+}
+
+// dropSubscriber closes s's channel once. Call with mu.
+func (c *Candidate) dropSubscriber(s *subscriber) {
+	if !s.closed {
+		s.closed = true
+		delete(c.subs, s)
+		close(s.ch)
+	}
+}
+
+// Members lists the registered candidates in election order (the leader
+// first). go-zookeeper calls take no context: ctx is checked between them.
+func (c *Candidate) Members(ctx context.Context) ([]Member, error) {
+	names, _, err := c.cfg.Conn.Children(c.dir)
+	if errors.Is(err, zk.ErrNoNode) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("election: list %s: %w", c.dir, err)
+	}
+	var out []Member
+	for _, k := range sortChildren(names) {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		data, _, err := c.cfg.Conn.Get(c.dir + "/" + k.name)
+		if errors.Is(err, zk.ErrNoNode) {
+			continue // left meanwhile
+		}
+		if err != nil {
+			return nil, fmt.Errorf("election: read %s/%s: %w", c.dir, k.name, err)
+		}
+		m, _, err := memberFrom(c.dir, k, data)
+		if err != nil {
+			c.log.Warn("unreadable candidate node", "node", m.Node, "err", err)
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// Resign steps down, deletes this candidate's node (its successor learns at
+// once) and stops taking part; Join may be called again later. Even when it
+// returns an error the candidate has stopped taking part: a node it could
+// not delete is deleted when the session returns, or vanishes with it.
+func (c *Candidate) Resign(ctx context.Context) error {
+	return c.send(ctx, reqResign)
+}
+
+func (c *Candidate) send(ctx context.Context, kind requestKind) error {
+	req := request{kind: kind, reply: make(chan error, 1)}
+	select {
+	case c.reqs <- req:
+	case <-c.stop:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-req.reply:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close steps down, deletes this candidate's node so its successor is told
+// at once, closes every Observe channel and stops the background loop,
+// waiting for it. It does not close the Session: close the Candidate first.
+// Without a session the node is not deleted (it vanishes with the session);
+// a ZooKeeper call caught by a disconnect may keep Close waiting until the
+// session returns or the Session is closed. It is idempotent; later calls
+// return nil.
+func (c *Candidate) Close() error {
+	first := false
+	c.closeOnce.Do(func() {
+		first = true
+		close(c.stop)
+		c.wg.Wait()
+	})
+	if first {
+		return c.closeErr
+	}
+	return nil
+}

@@ -1,0 +1,477 @@
+package election
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/go-zookeeper/zk"
+)
+
+func TestSortChildrenNumericAndWrapped(t *testing.T) {
+	names := []string{
+		"server-2147483647", "server0000000010", "server-2147483648", "lock-1",
+		"server2147483647", "server0000000009", "server", "serverx1", "server0000000100",
+	}
+	var got []string
+	for _, k := range sortChildren(names) {
+		got = append(got, k.name)
+	}
+	want := []string{
+		"server0000000009", "server0000000010", "server0000000100", "server2147483647",
+		"server-2147483648", "server-2147483647",
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("order\n got %v\nwant %v", got, want)
+	}
+}
+
+func TestConfigValidation(t *testing.T) {
+	srv := newFakeServer()
+	conn := srv.connect()
+	for name, cfg := range map[string]Config{
+		"no conn":   {Events: conn.events, ID: "a"},
+		"no events": {Conn: conn, ID: "a"},
+		"no id":     {Conn: conn, Events: conn.events},
+		"nul root":  {Conn: conn, Events: conn.events, ID: "a", Root: "x\x00y"},
+	} {
+		if _, err := New(cfg); !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("%s: got %v, want ErrInvalidConfig", name, err)
+		}
+	}
+}
+
+func TestElectsSmallestAndDescribesLeader(t *testing.T) {
+	srv := newFakeServer()
+	ms := joinAll(t, srv, "a", "b", "c")
+	waitLeader(t, ms[0], ms...)
+
+	if got := srv.children("/election"); len(got) != 3 || got[0] != "server0000000000" {
+		t.Fatalf("children %v", got)
+	}
+	lv := ms[0].c.View()
+	for _, m := range ms[1:] {
+		v := m.c.View()
+		if v.Leader.ID != "a" || v.Leader.Address != "a:5000" || v.Leader.Meta["role"] != "test" {
+			t.Errorf("%s sees leader %+v", m.c.cfg.ID, v.Leader)
+		}
+		if v.Epoch != lv.Epoch || v.Epoch == 0 {
+			t.Errorf("%s epoch %d, leader's %d", m.c.cfg.ID, v.Epoch, lv.Epoch)
+		}
+		if !v.Connected || v.IsLeader {
+			t.Errorf("%s view %+v", m.c.cfg.ID, v)
+		}
+	}
+	if err := ms[0].c.CheckLeader(lv.Epoch); err != nil {
+		t.Errorf("CheckLeader: %v", err)
+	}
+	if err := ms[0].c.CheckLeader(lv.Epoch + 1); !errors.Is(err, ErrNotLeader) {
+		t.Errorf("CheckLeader other epoch: %v", err)
+	}
+	if err := ms[1].c.CheckLeader(lv.Epoch); !errors.Is(err, ErrNotLeader) {
+		t.Errorf("follower CheckLeader: %v", err)
+	}
+
+	members, err := ms[2].c.Members(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, m := range members {
+		ids = append(ids, m.ID)
+	}
+	if !slices.Equal(ids, []string{"a", "b", "c"}) {
+		t.Fatalf("members %v", ids)
+	}
+
+	// The node carries the JSON the contract names.
+	data, _, _ := ms[0].conn.Get(lv.Self.Node)
+	var d map[string]any
+	if err := json.Unmarshal(data, &d); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"id", "address", "guid", "meta"} {
+		if _, ok := d[k]; !ok {
+			t.Errorf("node data %s lacks %q", data, k)
+		}
+	}
+}
+
+func TestRootCreatesParents(t *testing.T) {
+	srv := newFakeServer()
+	conn := srv.connect()
+	defer conn.close()
+	c, err := New(Config{Conn: conn, Events: conn.events, ID: "a", Root: "/apps/zkv", Logger: nil})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Campaign(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.View().Self.Node; got != "/apps/zkv/election/server0000000000" {
+		t.Fatalf("node %q", got)
+	}
+}
+
+func TestOnlyDirectSuccessorWatches(t *testing.T) {
+	srv := newFakeServer()
+	ms := joinAll(t, srv, "a", "b", "c", "d")
+	waitLeader(t, ms[0], ms...)
+	n := func(i int) string { return ms[i].c.View().Self.Node }
+	nodes := []string{n(0), n(1), n(2), n(3)}
+
+	// The leader watches its own node; each follower watches its
+	// predecessor and, to keep View.Leader fresh, the leader.
+	want := map[string]int{nodes[0]: 4, nodes[1]: 1, nodes[2]: 1}
+	waitFor(t, "watch layout", func() bool { return mapsEqual(srv.watchCounts(), want) })
+	epoch := ms[0].c.View().Epoch
+
+	if err := ms[0].c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitLeader(t, ms[1], ms[1:]...)
+	if e := ms[1].c.View().Epoch; e <= epoch {
+		t.Fatalf("epoch %d after %d", e, epoch)
+	}
+	want = map[string]int{nodes[1]: 3, nodes[2]: 1}
+	waitFor(t, "watch layout after failover", func() bool { return mapsEqual(srv.watchCounts(), want) })
+	if got := srv.children("/election"); len(got) != 3 {
+		t.Fatalf("children after close %v", got)
+	}
+}
+
+func mapsEqual(a, b map[string]int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func TestMiddleLeavesRelinksChain(t *testing.T) {
+	srv := newFakeServer()
+	ms := joinAll(t, srv, "a", "b", "c")
+	waitLeader(t, ms[0], ms...)
+	lctx, ok := ms[0].c.Leading()
+	if !ok {
+		t.Fatal("a not leading")
+	}
+	epoch := ms[0].c.View().Epoch
+	n0 := ms[0].c.View().Self.Node
+
+	if err := ms[1].c.Resign(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "c to watch a", func() bool {
+		return mapsEqual(srv.watchCounts(), map[string]int{n0: 3})
+	})
+	if lctx.Err() != nil || !ms[0].c.IsLeader() || ms[0].c.View().Epoch != epoch {
+		t.Fatal("leadership changed when a middle candidate left")
+	}
+	if v := ms[2].c.View(); v.Leader.Node != n0 || v.Epoch != epoch {
+		t.Fatalf("c sees %+v", v)
+	}
+	if v := ms[1].c.View(); v.Self.Node != "" || v.IsLeader || v.Leader.Node != "" {
+		t.Fatalf("resigned view %+v", v)
+	}
+}
+
+func TestSequenceOverflowOrder(t *testing.T) {
+	srv := newFakeServer()
+	srv.setCounter("/election", 2147483646)
+	ms := joinAll(t, srv, "a", "b", "c")
+	if got := ms[2].c.View().Self.Node; got != "/election/server-2147483648" {
+		t.Fatalf("wrapped node %q", got)
+	}
+	waitLeader(t, ms[0], ms...)
+	ms[0].c.Close()
+	waitLeader(t, ms[1], ms[1:]...)
+	ms[1].c.Close()
+	waitLeader(t, ms[2], ms[2])
+}
+
+func TestLostCreateReplyAdoptsAndDeletesOrphans(t *testing.T) {
+	srv := newFakeServer()
+	m := newMember(t, srv, "a")
+	m.conn.loseCreateReply = true
+
+	done := make(chan error, 1)
+	go func() { done <- m.c.Join(ctxT(t)) }()
+	waitFor(t, "the create to land", func() bool { return len(srv.children("/election")) == 1 })
+	waitFor(t, "the candidate to see the disconnect", func() bool { return !m.c.View().Connected })
+
+	// A second node with our guid (a late duplicate create) must go too.
+	first := "/election/" + srv.children("/election")[0]
+	data, _, _ := func() ([]byte, *zk.Stat, error) {
+		srv.mu.Lock()
+		defer srv.mu.Unlock()
+		return srv.nodes[first].data, nil, nil
+	}()
+	srv.put("/election/server0000000001", data, m.conn.SessionID())
+
+	m.conn.reconnect()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := m.c.View().Self.Node; got != first {
+		t.Fatalf("adopted %q, want %q", got, first)
+	}
+	waitFor(t, "orphan deletion", func() bool { return len(srv.children("/election")) == 1 })
+	if err := m.c.Campaign(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(srv.nodesWithData("/election", m.c.guid)); n != 1 {
+		t.Fatalf("%d nodes with our guid", n)
+	}
+}
+
+func TestStepDownOnDisconnectAndResumeSameSession(t *testing.T) {
+	srv := newFakeServer()
+	m := joinAll(t, srv, "a")[0]
+	if err := m.c.Campaign(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	lctx, ok := m.c.Leading()
+	if !ok {
+		t.Fatal("not leading")
+	}
+	node := m.c.View().Self.Node
+	obs := m.c.Observe(ctxT(t))
+
+	m.conn.disconnect()
+	if m.c.IsLeader() {
+		t.Fatal("IsLeader true while disconnected")
+	}
+	select {
+	case <-lctx.Done():
+	case <-ctxT(t).Done():
+		t.Fatal("leadership ctx not cancelled on disconnect")
+	}
+	for v := range obs {
+		if !v.Connected && !v.IsLeader {
+			break
+		}
+	}
+
+	m.conn.reconnect()
+	waitFor(t, "leading again", m.c.IsLeader)
+	if got := m.c.View().Self.Node; got != node {
+		t.Fatalf("node changed %q -> %q on a same-session reconnect", node, got)
+	}
+	if lctx2, _ := m.c.Leading(); lctx2.Err() != nil || lctx2 == lctx {
+		t.Fatal("want a fresh live leadership ctx")
+	}
+}
+
+func TestExpiryReRegistersWithNewNode(t *testing.T) {
+	srv := newFakeServer()
+	ms := joinAll(t, srv, "a", "b")
+	waitLeader(t, ms[0], ms...)
+	lctx, _ := ms[0].c.Leading()
+	old := ms[0].c.View().Self.Node
+
+	ms[0].conn.expire()
+	waitLeader(t, ms[1], ms...)
+	if lctx.Err() == nil {
+		t.Fatal("old leadership ctx still live")
+	}
+	v := ms[0].c.View()
+	if v.Self.Node == old || v.Self.Node == "" || v.Self.Seq <= ms[1].c.View().Self.Seq {
+		t.Fatalf("after expiry self %+v (old %s)", v.Self, old)
+	}
+	if len(ms[0].log.grep("session replaced")) == 0 && len(ms[0].log.grep("expired")) == 0 {
+		t.Error("no log line about the lost session")
+	}
+}
+
+func TestNotWatchingRelists(t *testing.T) {
+	srv := newFakeServer()
+	ms := joinAll(t, srv, "a", "b")
+	waitLeader(t, ms[0], ms...)
+	n0 := ms[0].c.View().Self.Node
+	waitFor(t, "b watching", func() bool { return srv.watchCounts()[n0] == 2 })
+	ms[1].conn.notWatching()
+	if srv.watchCounts()[n0] != 1 {
+		t.Fatal("fake did not drop the watch")
+	}
+	waitFor(t, "b watching again", func() bool { return srv.watchCounts()[n0] == 2 })
+}
+
+func TestEphemeralOwnerMismatchPreventsClaim(t *testing.T) {
+	srv := newFakeServer()
+	m := newMember(t, srv, "a")
+	m.conn.stealOwner = true
+	if err := m.c.Campaign(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	node := m.c.View().Self.Node
+	if node == "/election/server0000000000" {
+		t.Fatal("led on a node owned by another session")
+	}
+	if _, ok := srv.owner("/election/server0000000000"); ok {
+		t.Fatal("the foreign-owned node of ours was not deleted")
+	}
+	if got := m.log.grep("became leader"); len(got) != 1 || !strings.Contains(got[0], node) {
+		t.Fatalf("leadership claims: %v", got)
+	}
+}
+
+func TestNodeDeletedByOperatorStepsDown(t *testing.T) {
+	srv := newFakeServer()
+	ms := joinAll(t, srv, "a", "b")
+	waitLeader(t, ms[0], ms...)
+	lctx, _ := ms[0].c.Leading()
+	srv.remove(ms[0].c.View().Self.Node)
+	waitLeader(t, ms[1], ms...)
+	if lctx.Err() == nil {
+		t.Fatal("leadership ctx still live")
+	}
+}
+
+func TestObserveLatestWins(t *testing.T) {
+	srv := newFakeServer()
+	m := newMember(t, srv, "a")
+	ctx, cancel := context.WithCancel(ctxT(t))
+	obs := m.c.Observe(ctx)
+	first := <-obs // the current view comes at once
+	if first.Self.Node != "" {
+		t.Fatalf("first view %+v", first)
+	}
+	// Several changes while nobody reads: join, lead, disconnect, reconnect.
+	if err := m.c.Campaign(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	m.conn.disconnect()
+	waitFor(t, "disconnected view", func() bool { return !m.c.View().Connected })
+	m.conn.reconnect()
+	waitFor(t, "leading again", m.c.IsLeader)
+
+	got := <-obs
+	if !got.equal(m.c.View()) {
+		t.Fatalf("got %+v, want the latest %+v", got, m.c.View())
+	}
+	select {
+	case v := <-obs:
+		t.Fatalf("a second buffered view %+v", v)
+	default:
+	}
+	cancel()
+	for range obs { // closed once ctx ends
+	}
+}
+
+func TestResignThenJoin(t *testing.T) {
+	srv := newFakeServer()
+	ms := joinAll(t, srv, "a", "b")
+	waitLeader(t, ms[0], ms...)
+	lctx, _ := ms[0].c.Leading()
+	old := ms[0].c.View().Self.Node
+
+	if err := ms[0].c.Resign(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if lctx.Err() == nil || ms[0].c.IsLeader() {
+		t.Fatal("still leading after Resign")
+	}
+	waitLeader(t, ms[1], ms[1])
+	if err := ms[0].c.Resign(ctxT(t)); err != nil {
+		t.Fatalf("second Resign: %v", err)
+	}
+
+	if err := ms[0].c.Join(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	waitLeader(t, ms[1], ms...)
+	if v := ms[0].c.View(); v.Self.Node == old || v.Self.Node == "" {
+		t.Fatalf("rejoined as %+v", v.Self)
+	}
+}
+
+func TestCampaignWaitsForTurn(t *testing.T) {
+	srv := newFakeServer()
+	ms := joinAll(t, srv, "a")
+	b := newMember(t, srv, "b")
+	done := make(chan error, 1)
+	go func() { done <- b.c.Campaign(ctxT(t)) }()
+	waitFor(t, "b registered", func() bool { return b.c.View().Self.Node != "" })
+	select {
+	case err := <-done:
+		t.Fatalf("Campaign returned early: %v", err)
+	default:
+	}
+	ms[0].c.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	// Campaign ends with ctx, and with Resign.
+	c := newMember(t, srv, "c")
+	ctx, cancel := context.WithCancel(ctxT(t))
+	go func() { done <- c.c.Campaign(ctx) }()
+	waitFor(t, "c registered", func() bool { return c.c.View().Self.Node != "" })
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Campaign after cancel: %v", err)
+	}
+}
+
+func TestCloseIdempotent(t *testing.T) {
+	srv := newFakeServer()
+	m := joinAll(t, srv, "a")[0]
+	obs := m.c.Observe(context.Background())
+	if err := m.c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.c.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if got := srv.children("/election"); len(got) != 0 {
+		t.Fatalf("node left after Close: %v", got)
+	}
+	for range obs { // closed by Close
+	}
+	if err := m.c.Join(ctxT(t)); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Join after Close: %v", err)
+	}
+	if _, ok := <-m.c.Observe(context.Background()); ok {
+		t.Fatal("Observe after Close delivered a view")
+	}
+	if m.c.IsLeader() {
+		t.Fatal("leader after Close")
+	}
+}
+
+func TestSessionGone(t *testing.T) {
+	srv := newFakeServer()
+	conn := srv.connect()
+	c, err := New(Config{Conn: conn, Events: conn.events, ID: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	conn.close()
+	waitFor(t, "disconnected view", func() bool { return !c.View().Connected })
+	if err := c.Join(ctxT(t)); !errors.Is(err, ErrNoSession) {
+		t.Fatalf("Join without session: %v", err)
+	}
+}
+
+func TestJoinFailsOnPermanentError(t *testing.T) {
+	srv := newFakeServer()
+	m := newMember(t, srv, "a")
+	m.conn.failCreate = zk.ErrNoAuth
+	if err := m.c.Join(ctxT(t)); !errors.Is(err, zk.ErrNoAuth) {
+		t.Fatalf("Join: %v", err)
+	}
+	if err := m.c.Join(ctxT(t)); err != nil {
+		t.Fatalf("Join again: %v", err)
+	}
+}

@@ -1,0 +1,379 @@
+package election
+
+import (
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/go-zookeeper/zk"
+)
+
+// fakeServer is an in-memory ZooKeeper: a znode tree with per-parent
+// sequence counters, ephemeral owners and one-shot data watches.
+type fakeServer struct {
+	mu       sync.Mutex
+	nodes    map[string]*fakeNode
+	zxid     int64
+	nextSess int64
+	conns    []*fakeConn
+}
+
+type fakeNode struct {
+	data     []byte
+	czxid    int64
+	owner    int64
+	cversion int32 // sequence counter for children, as in ZooKeeper
+}
+
+type fakeWatch struct {
+	path string
+	ch   chan zk.Event
+}
+
+// fakeConn is one client session of a fakeServer; it implements Conn.
+type fakeConn struct {
+	srv     *fakeServer
+	sid     int64
+	state   zk.State
+	events  chan zk.Event
+	watches []fakeWatch
+
+	// Faults, consumed by the next matching call.
+	loseCreateReply bool // create the node, then disconnect and fail
+	stealOwner      bool // after the next create, make the node owned by another session
+	failCreate      error
+}
+
+func newFakeServer() *fakeServer {
+	return &fakeServer{nodes: map[string]*fakeNode{"/": {}}, nextSess: 0x1000}
+}
+
+func (s *fakeServer) connect() *fakeConn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nextSess++
+	c := &fakeConn{srv: s, sid: s.nextSess, state: zk.StateHasSession, events: make(chan zk.Event, 1000)}
+	c.events <- zk.Event{Type: zk.EventSession, State: zk.StateHasSession}
+	s.conns = append(s.conns, c)
+	return c
+}
+
+// setCounter sets the next sequence number issued under parent.
+func (s *fakeServer) setCounter(parent string, v int32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ensure(parent)
+	s.nodes[parent].cversion = v
+}
+
+func (s *fakeServer) ensure(p string) {
+	if p == "/" {
+		return
+	}
+	s.ensure(path.Dir(p))
+	if _, ok := s.nodes[p]; !ok {
+		s.zxid++
+		s.nodes[p] = &fakeNode{czxid: s.zxid}
+	}
+}
+
+// children returns the sorted child names of p.
+func (s *fakeServer) children(p string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.childrenLocked(p)
+}
+
+func (s *fakeServer) childrenLocked(p string) []string {
+	var out []string
+	for n := range s.nodes {
+		if n != "/" && path.Dir(n) == p {
+			out = append(out, path.Base(n))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// watchCounts returns how many live watches exist per path, over all sessions.
+func (s *fakeServer) watchCounts() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]int{}
+	for _, c := range s.conns {
+		for _, w := range c.watches {
+			out[w.path]++
+		}
+	}
+	return out
+}
+
+func (s *fakeServer) owner(p string) (int64, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n, ok := s.nodes[p]
+	if !ok {
+		return 0, false
+	}
+	return n.owner, true
+}
+
+// deleteLocked removes p and fires the watches set on it.
+func (s *fakeServer) deleteLocked(p string) {
+	delete(s.nodes, p)
+	if parent, ok := s.nodes[path.Dir(p)]; ok {
+		parent.cversion++
+	}
+	for _, c := range s.conns {
+		kept := c.watches[:0]
+		for _, w := range c.watches {
+			if w.path == p {
+				w.ch <- zk.Event{Type: zk.EventNodeDeleted, State: zk.StateHasSession, Path: p}
+				close(w.ch)
+				continue
+			}
+			kept = append(kept, w)
+		}
+		c.watches = kept
+	}
+}
+
+func (c *fakeConn) emit(state zk.State) {
+	c.events <- zk.Event{Type: zk.EventSession, State: state}
+}
+
+// disconnect drops the connection; the session and its watches survive.
+func (c *fakeConn) disconnect() {
+	c.srv.mu.Lock()
+	defer c.srv.mu.Unlock()
+	c.state = zk.StateDisconnected
+	c.emit(zk.StateDisconnected)
+}
+
+// reconnect restores the same session.
+func (c *fakeConn) reconnect() {
+	c.srv.mu.Lock()
+	defer c.srv.mu.Unlock()
+	c.state = zk.StateHasSession
+	c.emit(zk.StateHasSession)
+}
+
+// expire ends the session as the server does (its ephemeral nodes go, its
+// watches end with EventNotWatching), then connects a new session on the
+// same conn, as go-zookeeper does.
+func (c *fakeConn) expire() {
+	c.srv.mu.Lock()
+	defer c.srv.mu.Unlock()
+	c.state = zk.StateDisconnected
+	c.emit(zk.StateDisconnected)
+	c.expireLocked()
+	c.srv.nextSess++
+	c.sid = c.srv.nextSess
+	c.state = zk.StateHasSession
+	c.emit(zk.StateHasSession)
+}
+
+func (c *fakeConn) expireLocked() {
+	for p, n := range c.srv.nodes {
+		if n.owner == c.sid {
+			c.srv.deleteLocked(p)
+		}
+	}
+	c.notWatchingLocked(zk.ErrSessionExpired)
+	c.state = zk.StateExpired
+	c.emit(zk.StateExpired)
+	c.sid = 0
+}
+
+// notWatching ends every watch of this session with EventNotWatching.
+func (c *fakeConn) notWatching() {
+	c.srv.mu.Lock()
+	defer c.srv.mu.Unlock()
+	c.notWatchingLocked(zk.ErrConnectionClosed)
+}
+
+func (c *fakeConn) notWatchingLocked(err error) {
+	for _, w := range c.watches {
+		ev := zk.Event{Type: zk.EventNotWatching, State: zk.StateDisconnected, Path: w.path, Err: err}
+		c.events <- ev
+		w.ch <- ev
+		close(w.ch)
+	}
+	c.watches = nil
+}
+
+// close ends the session like zk.Conn.Close.
+func (c *fakeConn) close() {
+	c.srv.mu.Lock()
+	defer c.srv.mu.Unlock()
+	if c.sid != 0 {
+		c.expireLocked()
+	}
+	c.state = zk.StateDisconnected
+	close(c.events)
+}
+
+func (c *fakeConn) check() error {
+	if c.state != zk.StateHasSession {
+		return zk.ErrConnectionClosed
+	}
+	return nil
+}
+
+func (c *fakeConn) stat(n *fakeNode) *zk.Stat {
+	return &zk.Stat{Czxid: n.czxid, EphemeralOwner: n.owner, Cversion: n.cversion}
+}
+
+func (c *fakeConn) Create(p string, data []byte, flags int32, _ []zk.ACL) (string, error) {
+	c.srv.mu.Lock()
+	defer c.srv.mu.Unlock()
+	if err := c.check(); err != nil {
+		return "", err
+	}
+	if err := c.failCreate; err != nil {
+		c.failCreate = nil
+		return "", err
+	}
+	parent, ok := c.srv.nodes[path.Dir(p)]
+	if !ok {
+		return "", zk.ErrNoNode
+	}
+	if flags&zk.FlagSequence != 0 {
+		p += fmt.Sprintf("%010d", parent.cversion)
+	}
+	if _, ok := c.srv.nodes[p]; ok {
+		return "", zk.ErrNodeExists
+	}
+	c.srv.zxid++
+	n := &fakeNode{data: append([]byte(nil), data...), czxid: c.srv.zxid}
+	if flags&zk.FlagEphemeral != 0 {
+		n.owner = c.sid
+	}
+	if c.stealOwner && flags&zk.FlagSequence != 0 {
+		c.stealOwner = false
+		n.owner = c.sid + 0x7777
+	}
+	c.srv.nodes[p] = n
+	parent.cversion++
+	if c.loseCreateReply && flags&zk.FlagSequence != 0 {
+		c.loseCreateReply = false
+		c.state = zk.StateDisconnected
+		c.emit(zk.StateDisconnected)
+		return "", zk.ErrConnectionClosed
+	}
+	return p, nil
+}
+
+func (c *fakeConn) Children(p string) ([]string, *zk.Stat, error) {
+	c.srv.mu.Lock()
+	defer c.srv.mu.Unlock()
+	if err := c.check(); err != nil {
+		return nil, nil, err
+	}
+	n, ok := c.srv.nodes[p]
+	if !ok {
+		return nil, nil, zk.ErrNoNode
+	}
+	return c.srv.childrenLocked(p), c.stat(n), nil
+}
+
+func (c *fakeConn) Get(p string) ([]byte, *zk.Stat, error) {
+	c.srv.mu.Lock()
+	defer c.srv.mu.Unlock()
+	if err := c.check(); err != nil {
+		return nil, nil, err
+	}
+	n, ok := c.srv.nodes[p]
+	if !ok {
+		return nil, nil, zk.ErrNoNode
+	}
+	return append([]byte(nil), n.data...), c.stat(n), nil
+}
+
+func (c *fakeConn) GetW(p string) ([]byte, *zk.Stat, <-chan zk.Event, error) {
+	c.srv.mu.Lock()
+	defer c.srv.mu.Unlock()
+	if err := c.check(); err != nil {
+		return nil, nil, nil, err
+	}
+	n, ok := c.srv.nodes[p]
+	if !ok {
+		return nil, nil, nil, zk.ErrNoNode
+	}
+	ch := make(chan zk.Event, 1)
+	c.watches = append(c.watches, fakeWatch{path: p, ch: ch})
+	return append([]byte(nil), n.data...), c.stat(n), ch, nil
+}
+
+func (c *fakeConn) Exists(p string) (bool, *zk.Stat, error) {
+	c.srv.mu.Lock()
+	defer c.srv.mu.Unlock()
+	if err := c.check(); err != nil {
+		return false, nil, err
+	}
+	n, ok := c.srv.nodes[p]
+	if !ok {
+		return false, &zk.Stat{}, nil
+	}
+	return true, c.stat(n), nil
+}
+
+func (c *fakeConn) Delete(p string, _ int32) error {
+	c.srv.mu.Lock()
+	defer c.srv.mu.Unlock()
+	if err := c.check(); err != nil {
+		return err
+	}
+	if _, ok := c.srv.nodes[p]; !ok {
+		return zk.ErrNoNode
+	}
+	if len(c.srv.childrenLocked(p)) > 0 {
+		return zk.ErrNotEmpty
+	}
+	c.srv.deleteLocked(p)
+	return nil
+}
+
+func (c *fakeConn) SessionID() int64 {
+	c.srv.mu.Lock()
+	defer c.srv.mu.Unlock()
+	return c.sid
+}
+
+func (c *fakeConn) State() zk.State {
+	c.srv.mu.Lock()
+	defer c.srv.mu.Unlock()
+	return c.state
+}
+
+// nodesWithPrefix lists the children of dir whose data contains needle.
+func (s *fakeServer) nodesWithData(dir, needle string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, n := range s.childrenLocked(dir) {
+		if strings.Contains(string(s.nodes[dir+"/"+n].data), needle) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// put creates a node directly on the server, as another client would.
+func (s *fakeServer) put(p string, data []byte, owner int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ensure(path.Dir(p))
+	s.zxid++
+	s.nodes[p] = &fakeNode{data: data, czxid: s.zxid, owner: owner}
+	s.nodes[path.Dir(p)].cversion++
+}
+
+// remove deletes a node as another client (an operator) would.
+func (s *fakeServer) remove(p string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.deleteLocked(p)
+}

@@ -1,0 +1,574 @@
+package election
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+)
+
+const (
+	minBackoff = 50 * time.Millisecond
+	maxBackoff = 2 * time.Second
+	maxPasses  = 16
+)
+
+// watchSlot holds one one-shot watch.
+type watchSlot struct {
+	path string
+	ch   <-chan zk.Event
+	gen  uint64 // loopState.gen when set; a watch from an older gen is set again
+}
+
+func (w *watchSlot) clear() { *w = watchSlot{} }
+
+// loopState is owned by the run goroutine; nothing else touches it.
+type loopState struct {
+	want    bool         // joined and not resigned
+	waiters []chan error // Join calls waiting for the node to exist
+	node    string       // our znode's full path; "" while unregistered
+	seq     int64
+	session int64    // the session that created node
+	doubt   bool     // a create's outcome is unknown: look for our guid first
+	stale   []string // our nodes to delete as soon as the session allows
+
+	gen    uint64    // bumped whenever the connection breaks
+	pred   watchSlot // our predecessor, or our own node while leading
+	leader watchSlot // the leader, when it is not our predecessor
+
+	events      <-chan zk.Event
+	sessionGone bool
+	dirty       bool
+	backoff     time.Duration
+	timer       *time.Timer
+	following   string // leader node last logged, to log changes only
+}
+
+func (c *Candidate) run() {
+	defer c.wg.Done()
+	st := &loopState{events: c.cfg.Events, dirty: true, timer: time.NewTimer(time.Hour)}
+	st.timer.Stop()
+	defer st.timer.Stop()
+	for {
+		// A pass may ask for another (a node vanished between two
+		// reads); a bound keeps a flapping tree from starving events.
+		for pass := 0; st.dirty; pass++ {
+			st.dirty = false
+			if pass == maxPasses {
+				c.retry(st, "reconcile", errors.New("election: tree kept changing"))
+				break
+			}
+			c.reconcile(st)
+		}
+		select {
+		case <-c.stop:
+			c.shutdown(st)
+			return
+		case ev, ok := <-st.events:
+			if !ok {
+				c.log.Warn("session closed: leaving the election")
+				st.events, st.sessionGone = nil, true
+				st.dirty = true
+				continue
+			}
+			c.handleEvent(st, ev)
+		case ev := <-st.pred.ch:
+			c.log.Debug("watch fired", "node", st.pred.path, "type", ev.Type.String(), "err", ev.Err)
+			st.pred.clear()
+			st.dirty = true
+		case ev := <-st.leader.ch:
+			c.log.Debug("leader watch fired", "node", st.leader.path, "type", ev.Type.String(), "err", ev.Err)
+			st.leader.clear()
+			st.dirty = true
+		case req := <-c.reqs:
+			c.handleRequest(st, req)
+		case <-st.timer.C:
+			st.dirty = true
+		}
+	}
+}
+
+func (c *Candidate) handleEvent(st *loopState, ev zk.Event) {
+	switch ev.Type {
+	case zk.EventSession:
+		st.dirty = true
+		if ev.State != zk.StateHasSession && ev.State != zk.StateConnected && ev.State != zk.StateConnecting {
+			// The connection broke: go-zookeeper re-arms its watches on
+			// reconnect but drops them silently if that fails, so the next
+			// pass sets its watch again.
+			st.gen++
+		}
+		switch ev.State {
+		case zk.StateHasSession:
+			c.log.Info("zookeeper session established", "session", sessionHex(c.cfg.Conn.SessionID()), "server", ev.Server)
+		case zk.StateExpired:
+			c.log.Warn("zookeeper session expired: our node is gone")
+			c.suspend(st, "session expired")
+			c.lose(st)
+		case zk.StateDisconnected:
+			c.log.Warn("zookeeper disconnected", "server", ev.Server)
+			c.suspend(st, "disconnected from zookeeper")
+		case zk.StateConnecting, zk.StateConnected:
+			c.log.Debug("zookeeper connection", "state", ev.State.String(), "server", ev.Server)
+		default:
+			c.log.Warn("zookeeper session event", "state", ev.State.String(), "server", ev.Server)
+			c.suspend(st, "session state "+ev.State.String())
+		}
+	case zk.EventNotWatching:
+		c.log.Info("watch removed by zookeeper client; listing again", "path", ev.Path, "err", ev.Err)
+		st.gen++
+		st.dirty = true
+	}
+}
+
+func (c *Candidate) handleRequest(st *loopState, req request) {
+	switch req.kind {
+	case reqJoin:
+		if st.sessionGone {
+			req.reply <- ErrNoSession
+			return
+		}
+		if !st.want {
+			c.log.Info("joining the election", "dir", c.dir)
+		}
+		st.want = true
+		c.mu.Lock()
+		c.want = true
+		c.mu.Unlock()
+		if st.node != "" {
+			req.reply <- nil
+			return
+		}
+		st.waiters = append(st.waiters, req.reply)
+		st.dirty = true
+	case reqResign:
+		req.reply <- c.resign(st, "resigned", ErrResigned)
+		st.dirty = true
+	}
+}
+
+// resign leaves the election: steps down and deletes our node.
+func (c *Candidate) resign(st *loopState, why string, waiterErr error) error {
+	st.want = false
+	c.failWaiters(st, waiterErr)
+	c.stepDown(why)
+	st.pred.clear()
+	st.leader.clear()
+	var err error
+	if st.node != "" {
+		node := st.node
+		st.node = ""
+		if err = c.deleteOwn(node); err != nil {
+			st.stale = append(st.stale, node)
+			err = fmt.Errorf("election: delete %s (retried when the session returns): %w", node, err)
+			c.log.Warn("could not delete our node", "node", node, "err", err)
+		} else {
+			c.log.Info("left the election", "node", node, "why", why)
+		}
+	}
+	c.publish(func(v *View) {
+		*v = View{Self: c.selfMember("", 0), Epoch: v.Epoch, Connected: v.Connected}
+	})
+	c.mu.Lock()
+	c.want = false
+	c.mu.Unlock()
+	return err
+}
+
+// deleteOwn deletes one of our nodes; a node already gone is fine.
+func (c *Candidate) deleteOwn(node string) error {
+	err := c.cfg.Conn.Delete(node, -1)
+	if errors.Is(err, zk.ErrNoNode) {
+		return nil
+	}
+	return err
+}
+
+func (c *Candidate) shutdown(st *loopState) {
+	if st.sessionGone || c.cfg.Conn.State() != zk.StateHasSession {
+		// Without a session a delete would wait for one; the node
+		// vanishes with the session anyway.
+		st.node, st.stale = "", nil
+	}
+	err := c.resign(st, "closing", ErrClosed)
+	c.deleteStale(st)
+	c.mu.Lock()
+	c.closed = true
+	c.closeErr = err
+	for s := range c.subs {
+		c.dropSubscriber(s)
+	}
+	c.mu.Unlock()
+}
+
+// reconcile brings our node and the view in line with ZooKeeper. It runs
+// after every event, watch, request and retry.
+func (c *Candidate) reconcile(st *loopState) {
+	if st.sessionGone {
+		c.failWaiters(st, ErrNoSession)
+		c.suspend(st, "session closed")
+		st.want = false
+		c.mu.Lock()
+		c.want = false
+		c.mu.Unlock()
+		return
+	}
+	state, sid := c.cfg.Conn.State(), c.cfg.Conn.SessionID()
+	if state != zk.StateHasSession || sid == 0 {
+		c.suspend(st, "no zookeeper session")
+		return // the next session event brings us back
+	}
+	if st.node != "" && st.session != sid {
+		c.log.Warn("zookeeper session replaced: registering again",
+			"node", st.node, "old_session", sessionHex(st.session), "session", sessionHex(sid))
+		c.suspend(st, "session lost")
+		c.lose(st)
+	}
+	c.deleteStale(st)
+	if !st.want {
+		c.publish(func(v *View) { v.Connected = true })
+		return
+	}
+	if st.node == "" {
+		if err := c.register(st, sid); err != nil {
+			if !transient(err) && len(st.waiters) > 0 {
+				// Retrying will not help (no auth, bad root...): the
+				// waiting Join gets the error and the candidate leaves the
+				// election. Without a waiter (re-registering after a loss)
+				// it keeps retrying instead, in case an operator fixes it.
+				c.log.Error("cannot register: leaving the election", "err", err)
+				c.failWaiters(st, err)
+				st.want = false
+				c.mu.Lock()
+				c.want = false
+				c.mu.Unlock()
+				return
+			}
+			c.retry(st, "register", err)
+			return
+		}
+	}
+	if err := c.follow(st, sid); err != nil {
+		c.suspend(st, "cannot verify leadership")
+		c.retry(st, "follow", err)
+		return
+	}
+	st.backoff = 0
+}
+
+// lose forgets a node that died (or may die) with its session.
+func (c *Candidate) lose(st *loopState) {
+	if st.node != "" {
+		st.stale = append(st.stale, st.node)
+		st.node = ""
+	}
+	st.pred.clear()
+	st.leader.clear()
+	c.publish(func(v *View) { v.Self = c.selfMember("", 0) })
+}
+
+func (c *Candidate) deleteStale(st *loopState) {
+	kept := st.stale[:0]
+	for _, n := range st.stale {
+		if err := c.deleteOwn(n); err != nil {
+			c.log.Warn("could not delete a stale node of ours", "node", n, "err", err)
+			if transient(err) {
+				kept = append(kept, n)
+			}
+			continue
+		}
+		c.log.Info("deleted a stale node of ours", "node", n)
+	}
+	st.stale = kept
+}
+
+// retry schedules another reconcile with exponential backoff.
+func (c *Candidate) retry(st *loopState, what string, err error) {
+	if st.backoff == 0 {
+		st.backoff = minBackoff
+	} else {
+		st.backoff = min(2*st.backoff, maxBackoff)
+	}
+	c.log.Warn("election step failed; retrying", "step", what, "err", err, "in", st.backoff)
+	st.timer.Reset(st.backoff)
+}
+
+// transient reports errors that a reconnect or a retry may cure.
+func transient(err error) bool {
+	return errors.Is(err, zk.ErrConnectionClosed) || errors.Is(err, zk.ErrSessionExpired) ||
+		errors.Is(err, zk.ErrSessionMoved) || errors.Is(err, zk.ErrNoServer) ||
+		errors.Is(err, zk.ErrClosing)
+}
+
+func (c *Candidate) failWaiters(st *loopState, err error) {
+	for _, w := range st.waiters {
+		w <- err
+	}
+	st.waiters = nil
+}
+
+// register creates our node, after adopting one whose create reply was lost.
+func (c *Candidate) register(st *loopState, sid int64) error {
+	if st.doubt {
+		if err := c.adopt(st, sid); err != nil {
+			return err
+		}
+		st.doubt = false
+		if st.node != "" {
+			return nil
+		}
+	}
+	prefix := c.dir + "/" + nodePrefix
+	for attempt := 0; ; attempt++ {
+		name, err := c.cfg.Conn.Create(prefix, c.data, zk.FlagEphemeral|zk.FlagSequence, c.acl)
+		if errors.Is(err, zk.ErrNoNode) && attempt == 0 {
+			if err := c.ensureParents(); err != nil {
+				return err
+			}
+			continue
+		}
+		if err != nil {
+			// The server may have created the node and lost only the
+			// reply: look for our guid before creating another.
+			st.doubt = !errors.Is(err, zk.ErrNoNode) && !errors.Is(err, zk.ErrNoAuth)
+			return fmt.Errorf("election: create %s: %w", prefix, err)
+		}
+		seq, _ := parseSeq(name[strings.LastIndexByte(name, '/')+1:])
+		c.registered(st, name, seq, sid)
+		return nil
+	}
+}
+
+func (c *Candidate) registered(st *loopState, node string, seq, sid int64) {
+	st.node, st.seq, st.session = node, seq, sid
+	c.log.Info("registered", "node", node, "seq", seq, "session", sessionHex(sid))
+	c.publish(func(v *View) { v.Self = c.selfMember(node, seq) })
+	c.failWaiters(st, nil)
+}
+
+// adopt looks for nodes carrying our guid: the first one owned by our
+// session becomes ours, every other one is deleted.
+func (c *Candidate) adopt(st *loopState, sid int64) error {
+	names, _, err := c.cfg.Conn.Children(c.dir)
+	if errors.Is(err, zk.ErrNoNode) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("election: list %s: %w", c.dir, err)
+	}
+	for _, k := range sortChildren(names) {
+		p := c.dir + "/" + k.name
+		data, stat, err := c.cfg.Conn.Get(p)
+		if errors.Is(err, zk.ErrNoNode) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("election: read %s: %w", p, err)
+		}
+		_, d, err := memberFrom(c.dir, k, data)
+		if err != nil || d.GUID != c.guid {
+			continue
+		}
+		if st.node == "" && stat.EphemeralOwner == sid {
+			c.log.Info("found our node after a lost create reply", "node", p)
+			c.registered(st, p, k.seq, sid)
+			continue
+		}
+		c.log.Warn("deleting an orphan node of ours", "node", p, "owner", sessionHex(stat.EphemeralOwner))
+		if err := c.deleteOwn(p); err != nil {
+			st.stale = append(st.stale, p)
+		}
+	}
+	return nil
+}
+
+// ensureParents creates <Root>/election and its ancestors (persistent).
+func (c *Candidate) ensureParents() error {
+	p := ""
+	for _, part := range strings.Split(strings.TrimPrefix(c.dir, "/"), "/") {
+		p += "/" + part
+		_, err := c.cfg.Conn.Create(p, nil, 0, c.acl)
+		if err != nil && !errors.Is(err, zk.ErrNodeExists) {
+			return fmt.Errorf("election: create %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// follow lists the candidates, then either claims leadership (after
+// checking that our node still belongs to our session) or watches the one
+// node just before ours.
+func (c *Candidate) follow(st *loopState, sid int64) error {
+	names, _, err := c.cfg.Conn.Children(c.dir)
+	if err != nil && !errors.Is(err, zk.ErrNoNode) {
+		return fmt.Errorf("election: list %s: %w", c.dir, err)
+	}
+	kids := sortChildren(names)
+	own := st.node[strings.LastIndexByte(st.node, '/')+1:]
+	idx := -1
+	for i, k := range kids {
+		if k.name == own {
+			idx = i
+			break
+		}
+	}
+	if idx < 0 {
+		c.log.Warn("our node is gone: registering again", "node", st.node)
+		c.stepDown("our node is gone")
+		c.lose(st)
+		st.dirty = true
+		return nil
+	}
+	if idx == 0 {
+		st.leader.clear()
+		data, stat, err := c.watch(st, &st.pred, st.node, "own node")
+		if errors.Is(err, zk.ErrNoNode) {
+			st.dirty = true // deleted since the listing: the next pass re-registers
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("election: read %s: %w", st.node, err)
+		}
+		if stat.EphemeralOwner != sid {
+			// Curator's guard: after a reconnect race the node may belong
+			// to another (dead) session; leading on it could make two
+			// leaders. Start over with a fresh node.
+			c.log.Warn("our node is owned by another session: registering again",
+				"node", st.node, "owner", sessionHex(stat.EphemeralOwner), "session", sessionHex(sid))
+			c.stepDown("node not owned by our session")
+			c.lose(st)
+			st.dirty = true
+			return nil
+		}
+		self, _, _ := memberFrom(c.dir, kids[0], data)
+		self.Meta = c.cfg.Meta
+		c.lead(self, stat.Czxid, sid)
+		return nil
+	}
+
+	pred := kids[idx-1]
+	if predPath := c.dir + "/" + pred.name; st.leader.path == predPath && st.pred.path != predPath {
+		// The leader became our predecessor: its watch serves both roles.
+		st.pred, st.leader = st.leader, watchSlot{}
+	}
+	pdata, pstat, err := c.watch(st, &st.pred, c.dir+"/"+pred.name, "predecessor")
+	if errors.Is(err, zk.ErrNoNode) {
+		st.dirty = true // it left between the listing and now: list again
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("election: watch %s/%s: %w", c.dir, pred.name, err)
+	}
+	ldata, lstat := pdata, pstat
+	if idx-1 == 0 {
+		st.leader.clear()
+	} else {
+		// Not our turn next, but View.Leader must not go stale: keep a
+		// watch on the leader too (we only re-read when it ends).
+		ldata, lstat, err = c.watch(st, &st.leader, c.dir+"/"+kids[0].name, "leader")
+		if errors.Is(err, zk.ErrNoNode) {
+			st.dirty = true
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("election: read %s/%s: %w", c.dir, kids[0].name, err)
+		}
+	}
+	leader, _, derr := memberFrom(c.dir, kids[0], ldata)
+	if derr != nil {
+		c.log.Warn("unreadable leader node", "node", leader.Node, "err", derr)
+	}
+	c.stepDown("another node precedes ours")
+	if st.following != leader.Node {
+		st.following = leader.Node
+		c.log.Info("following", "leader", leader.ID, "leader_address", leader.Address,
+			"leader_node", leader.Node, "epoch", lstat.Czxid, "node", st.node)
+	}
+	c.publish(func(v *View) {
+		v.Leader, v.Epoch, v.IsLeader, v.Connected = leader, lstat.Czxid, false, true
+	})
+	return nil
+}
+
+// watch reads path and keeps one watch on it in slot, reusing the watch
+// already there (unless the connection broke since) rather than piling up
+// another.
+func (c *Candidate) watch(st *loopState, slot *watchSlot, path, role string) ([]byte, *zk.Stat, error) {
+	if slot.ch != nil && slot.path == path && slot.gen == st.gen {
+		return c.cfg.Conn.Get(path)
+	}
+	data, stat, ch, err := c.cfg.Conn.GetW(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	if slot.path != path {
+		c.log.Info("watching "+role, "watched", path, "node", st.node)
+	}
+	*slot = watchSlot{path: path, ch: ch, gen: st.gen}
+	return data, stat, nil
+}
+
+// lead claims leadership (idempotent) and publishes it.
+func (c *Candidate) lead(self Member, epoch, sid int64) {
+	c.mu.Lock()
+	if !c.view.IsLeader {
+		c.leadCtx, c.leadCancel = context.WithCancel(context.Background())
+		c.log.Info("became leader", "epoch", epoch, "node", self.Node, "session", sessionHex(sid))
+	}
+	c.leaderSession = sid
+	c.mu.Unlock()
+	c.publish(func(v *View) {
+		v.Self, v.Leader, v.Epoch, v.IsLeader, v.Connected = self, self, epoch, true, true
+	})
+}
+
+// stepDown ends our leadership, if any.
+func (c *Candidate) stepDown(why string) {
+	c.mu.Lock()
+	was := c.view.IsLeader
+	if was {
+		c.leadCancel()
+		c.leadCtx, c.leadCancel = cancelledCtx, nil
+		c.log.Info("stepped down", "why", why, "epoch", c.view.Epoch)
+	}
+	c.mu.Unlock()
+	if was {
+		c.publish(func(v *View) { v.IsLeader = false })
+	}
+}
+
+// suspend steps down while the session is in doubt; the leader is unknown.
+func (c *Candidate) suspend(st *loopState, why string) {
+	c.stepDown(why)
+	st.following = ""
+	c.publish(func(v *View) {
+		v.IsLeader, v.Leader, v.Connected = false, Member{}, false
+	})
+}
+
+// publish applies edit to the view and, if it changed, hands it to every
+// observer (replacing an unread older view) and wakes Campaign.
+func (c *Candidate) publish(edit func(*View)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v := c.view
+	edit(&v)
+	if v.equal(c.view) {
+		return
+	}
+	c.view = v
+	for s := range c.subs {
+		select {
+		case <-s.ch:
+		default:
+		}
+		s.ch <- v
+	}
+	close(c.changed)
+	c.changed = make(chan struct{})
+}
+
+func sessionHex(id int64) string { return fmt.Sprintf("0x%x", uint64(id)) }
