@@ -58,10 +58,25 @@ step_packages() {
 	local t=$SECONDS
 	log "packages: installing ${missing[*]}"
 	export DEBIAN_FRONTEND=noninteractive
-	# Package scripts must not start services in a CI container; dockerd is started below.
-	apt-get update -qq || die "apt-get update failed"
-	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
-		die "apt-get install ${missing[*]} failed"
+	# docker.io's scripts would start the stock dockerd, which creates a bridge (docker0) on a
+	# private range; we run dockerd without one below. A policy-rc.d denying service starts
+	# keeps the install from starting anything; it is removed again if it was ours.
+	local policy=/usr/sbin/policy-rc.d ours=0
+	if [[ ! -e $policy ]]; then
+		printf '#!/bin/sh\n# zkv prepare.sh: no service starts during its apt-get install\nexit 101\n' >"$policy"
+		chmod 755 "$policy"
+		ours=1
+	fi
+	local rc=0
+	local apt_log
+	apt_log="$(mktemp /tmp/zkv-prepare-apt.XXXXXX)"
+	{ apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >"$apt_log" 2>&1 || rc=$?
+	[[ $ours == 1 ]] && rm -f "$policy"
+	if [[ $rc != 0 ]]; then
+		tail -n 30 "$apt_log" >&2
+		die "apt-get install ${missing[*]} failed (exit $rc; log: $apt_log)"
+	fi
+	rm -f "$apt_log"
 	log "packages: installed in $((SECONDS - t))s"
 }
 
