@@ -18,11 +18,8 @@ import (
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m,
 		// dockertest's Expire runs "docker stop -t <expiry>" in a goroutine of its own, which
-		// returns once Close removed the container; its keep-alive connection may outlive it.
+		// returns once Close removed the container.
 		goleak.IgnoreAnyFunction("github.com/ory/dockertest/v3.(*Resource).Expire.func1"),
-		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
-		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
-		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
 	)
 }
 
