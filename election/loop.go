@@ -180,11 +180,17 @@ func (c *Candidate) resign(st *loopState, why string, waiterErr error) error {
 
 // deleteOwn deletes one of our nodes; a node already gone is fine.
 func (c *Candidate) deleteOwn(node string) error {
+	_, err := c.deleteOwnNode(node)
+	return err
+}
+
+// deleteOwnNode is deleteOwn also reporting whether the node was there.
+func (c *Candidate) deleteOwnNode(node string) (bool, error) {
 	err := c.cfg.Conn.Delete(node, -1)
 	if errors.Is(err, zk.ErrNoNode) {
-		return nil
+		return false, nil
 	}
-	return err
+	return err == nil, err
 }
 
 func (c *Candidate) shutdown(st *loopState) {
@@ -273,14 +279,17 @@ func (c *Candidate) lose(st *loopState) {
 func (c *Candidate) deleteStale(st *loopState) {
 	kept := st.stale[:0]
 	for _, n := range st.stale {
-		if err := c.deleteOwn(n); err != nil {
+		existed, err := c.deleteOwnNode(n)
+		if err != nil {
 			c.log.Warn("could not delete a stale node of ours", "node", n, "err", err)
 			if transient(err) {
 				kept = append(kept, n)
 			}
 			continue
 		}
-		c.log.Info("deleted a stale node of ours", "node", n)
+		if existed {
+			c.log.Info("deleted a stale node of ours", "node", n)
+		}
 	}
 	st.stale = kept
 }

@@ -78,8 +78,10 @@ func DigestACL(user, password string) []zk.ACL {
 // Dial connects to the ZooKeeper ensemble servers ("host:port" each) and
 // asks for sessionTimeout (the server clamps it to 2..20 tickTime). It
 // returns at once without waiting for a session, unless credentials were
-// given with WithDigestAuth: then it waits for the server to take them.
-// Use DialContext to bound that wait.
+// given with WithDigestAuth: then it waits for the server to take them, and
+// fails if ctx ends first or no server of the list answers (go-zookeeper
+// reports zk.ErrNoServer after trying each once). Use DialContext to bound
+// that wait.
 func Dial(servers []string, sessionTimeout time.Duration, opts ...DialOption) (*Session, error) {
 	return DialContext(context.Background(), servers, sessionTimeout, opts...)
 }

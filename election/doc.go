@@ -1,0 +1,57 @@
+// Package election elects one leader among N candidates with Apache
+// ZooKeeper: the Go counterpart of Apache Curator's LeaderLatch, built on
+// github.com/go-zookeeper/zk.
+//
+// # Recipe
+//
+// Each candidate registers an EPHEMERAL_SEQUENTIAL znode
+// <Root>/election/server<10-digit sequence> whose data is the JSON
+// {"id","address","guid","meta"}. The smallest sequence leads. Sequences
+// are compared as numbers, never as strings, and ZooKeeper's signed 32-bit
+// counter is allowed to wrap: "server-2147483648" sorts after
+// "server2147483647".
+//
+// A follower watches the node just before its own (its predecessor) so a
+// departure wakes only the next candidate in line; it also watches the
+// leader's node so that View.Leader never goes stale. The leader watches
+// its own node, so it steps down at once if an operator deletes it. After
+// every watch event, EventNotWatching and reconnect the candidate lists the
+// children again.
+//
+// Safety follows Curator:
+//   - creation is protected: a GUID in the data finds a node whose create
+//     reply was lost, and any other node carrying our GUID is deleted;
+//   - before claiming leadership the node's ephemeralOwner must equal the
+//     current session ID, otherwise the node is replaced;
+//   - on Disconnected the leader steps down at once (IsLeader is false and
+//     the Leading context is cancelled); when the same session returns the
+//     candidate re-checks and may lead again;
+//   - on expiry, or a new session ID on the same connection (go-zookeeper
+//     opens a new session after expiry), the node is gone: the candidate
+//     registers again with a new node.
+//
+// Epoch is the leader node's czxid, which grows from one leader to the
+// next, so it can fence a deposed leader's writes.
+//
+// # Sessions
+//
+// go-zookeeper's event channel has a buffer of 6 and drops what does not
+// fit. Dial returns a Session whose Events channel is fed by an event
+// callback through an unbounded queue instead, and routes go-zookeeper's
+// log lines to log/slog.
+//
+// # Use
+//
+//	sess, err := election.Dial([]string{"127.0.0.1:2181"}, 4*time.Second)
+//	if err != nil { ... }
+//	defer sess.Close()
+//	cand, err := election.New(election.Config{
+//		Conn: sess.Conn, Events: sess.Events, ID: "server-1", Address: "127.0.0.1:5000",
+//	})
+//	if err != nil { ... }
+//	defer cand.Close() // runs first: deletes the node, then the session closes
+//	if err := cand.Join(ctx); err != nil { ... }
+//	for v := range cand.Observe(ctx) {
+//		log.Printf("leader %s epoch %d, me leading: %v", v.Leader.ID, v.Epoch, v.IsLeader)
+//	}
+package election
