@@ -16,6 +16,8 @@
 #   ZKV_DOCKERD_ARGS     extra dockerd arguments (e.g. -H unix:///tmp/d.sock --data-root /tmp/d
 #                        with DOCKER_HOST=unix:///tmp/d.sock, to run beside another engine)
 #   ZKV_SKIP_DOCKER=1    skip steps 2 and 3 (the launcher then uses Debian's jars: local mode)
+#   ZKV_REQUIRE_DOCKER=1 fail when docker is not usable (default: warn and rely on local mode
+#                        when Debian's jars and java are there)
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -132,8 +134,18 @@ step_packages
 if [[ "${ZKV_SKIP_DOCKER:-0}" == 1 ]]; then
 	log "docker: skipped (ZKV_SKIP_DOCKER=1)"
 else
-	step_dockerd
-	step_image
+	# Without docker the launcher falls back to Debian's jars (local mode), so a docker failure
+	# only fails this script when that fallback is missing too, or ZKV_REQUIRE_DOCKER=1 (CI).
+	if ! (step_dockerd && step_image); then
+		if [[ "${ZKV_REQUIRE_DOCKER:-0}" == 1 ]]; then
+			die "docker is required (ZKV_REQUIRE_DOCKER=1) but not usable; see above"
+		fi
+		if [[ -r /usr/share/java/zookeeper.jar ]] && command -v java >/dev/null; then
+			log "WARNING: docker not usable (see above); tests and demo use Debian's jars (local mode)"
+		else
+			die "neither docker nor Debian's zookeeper jars are usable: run as root, or apt-get install zookeeper"
+		fi
+	fi
 fi
 command -v go >/dev/null || [[ -x /usr/local/go/bin/go ]] || die "go is missing: install Go 1.26 (https://go.dev/dl) into /usr/local/go"
 log "ready in $((SECONDS - start))s"
