@@ -95,7 +95,8 @@ func validPath(p string) error {
 	return nil
 }
 
-// Member is one registered candidate.
+// Member is one registered candidate. Its Meta map is shared: treat it as
+// read-only.
 type Member struct {
 	ID      string
 	Address string
