@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"maps"
 	"sync"
+	"time"
 
 	"github.com/go-zookeeper/zk"
 )
@@ -65,6 +66,13 @@ type Config struct {
 	ACL []zk.ACL
 	// Logger receives the election's events; discarded when nil.
 	Logger *slog.Logger
+	// LeaderPoll is how often a follower that is not next in line re-reads
+	// who leads. Such a follower holds no watch on the leader's node (only
+	// on its predecessor), so a leader's death notifies one candidate, not
+	// all of them: no herd effect. It learns of the new leader from this
+	// poll, from its own predecessor's watch, or at once through Refresh.
+	// Default 1s; negative disables the poll.
+	LeaderPoll time.Duration
 }
 
 func (cfg *Config) validate() error {
@@ -75,6 +83,9 @@ func (cfg *Config) validate() error {
 		return fmt.Errorf("%w: Events is required", ErrInvalidConfig)
 	case cfg.ID == "":
 		return fmt.Errorf("%w: ID is required", ErrInvalidConfig)
+	}
+	if cfg.LeaderPoll == 0 {
+		cfg.LeaderPoll = defaultLeaderPoll
 	}
 	if err := validPath(electionDir(cfg.Root)); err != nil {
 		return fmt.Errorf("%w: Root %q: %v", ErrInvalidConfig, cfg.Root, err)
@@ -160,7 +171,10 @@ type requestKind int
 const (
 	reqJoin requestKind = iota
 	reqResign
+	reqRefresh
 )
+
+const defaultLeaderPoll = time.Second
 
 type request struct {
 	kind  requestKind
@@ -384,6 +398,13 @@ func (c *Candidate) Members(ctx context.Context) ([]Member, error) {
 // not delete is deleted when the session returns, or vanishes with it.
 func (c *Candidate) Resign(ctx context.Context) error {
 	return c.send(ctx, reqResign)
+}
+
+// Refresh re-reads the election now and returns once the View reflects it.
+// A follower calls it when it has reason to think its View.Leader is stale:
+// a request from a newer epoch, or a leader that does not answer.
+func (c *Candidate) Refresh(ctx context.Context) error {
+	return c.send(ctx, reqRefresh)
 }
 
 func (c *Candidate) send(ctx context.Context, kind requestKind) error {

@@ -35,9 +35,12 @@ type loopState struct {
 	doubt   bool     // a create's outcome is unknown: look for our guid first
 	stale   []string // our nodes to delete as soon as the session allows
 
-	gen    uint64    // bumped whenever the connection breaks
-	pred   watchSlot // our predecessor, or our own node while leading
-	leader watchSlot // the leader, when it is not our predecessor
+	gen  uint64    // bumped whenever the connection breaks
+	pred watchSlot // our predecessor, or our own node while leading
+	// polling: we follow a leader that is not our predecessor, so nothing
+	// tells us when it goes; the poll ticker re-reads the election.
+	polling   bool
+	refreshes []chan error // Refresh calls waiting for the next reconcile
 
 	events      <-chan zk.Event
 	sessionGone bool
@@ -52,6 +55,12 @@ func (c *Candidate) run() {
 	st := &loopState{events: c.cfg.Events, dirty: true, timer: time.NewTimer(time.Hour)}
 	st.timer.Stop()
 	defer st.timer.Stop()
+	var poll <-chan time.Time
+	if c.cfg.LeaderPoll > 0 {
+		t := time.NewTicker(c.cfg.LeaderPoll)
+		defer t.Stop()
+		poll = t.C
+	}
 	for {
 		// A pass may ask for another (a node vanished between two
 		// reads); a bound keeps a flapping tree from starving events.
@@ -63,6 +72,10 @@ func (c *Candidate) run() {
 			}
 			c.reconcile(st)
 		}
+		for _, r := range st.refreshes {
+			r <- nil
+		}
+		st.refreshes = nil
 		select {
 		case <-c.stop:
 			c.shutdown(st)
@@ -79,10 +92,10 @@ func (c *Candidate) run() {
 			c.log.Debug("watch fired", "node", st.pred.path, "type", ev.Type.String(), "err", ev.Err)
 			st.pred.clear()
 			st.dirty = true
-		case ev := <-st.leader.ch:
-			c.log.Debug("leader watch fired", "node", st.leader.path, "type", ev.Type.String(), "err", ev.Err)
-			st.leader.clear()
-			st.dirty = true
+		case <-poll:
+			if st.polling {
+				st.dirty = true
+			}
 		case req := <-c.reqs:
 			c.handleRequest(st, req)
 		case <-st.timer.C:
@@ -147,6 +160,9 @@ func (c *Candidate) handleRequest(st *loopState, req request) {
 	case reqResign:
 		req.reply <- c.resign(st, "resigned", ErrResigned)
 		st.dirty = true
+	case reqRefresh:
+		st.refreshes = append(st.refreshes, req.reply)
+		st.dirty = true
 	}
 }
 
@@ -156,7 +172,7 @@ func (c *Candidate) resign(st *loopState, why string, waiterErr error) error {
 	c.failWaiters(st, waiterErr)
 	c.stepDown(why)
 	st.pred.clear()
-	st.leader.clear()
+	st.polling = false
 	var err error
 	if st.node != "" {
 		node := st.node
@@ -272,7 +288,7 @@ func (c *Candidate) lose(st *loopState) {
 		st.node = ""
 	}
 	st.pred.clear()
-	st.leader.clear()
+	st.polling = false
 	c.publish(func(v *View) { v.Self = c.selfMember("", 0) })
 }
 
@@ -431,8 +447,8 @@ func (c *Candidate) follow(st *loopState, sid int64) error {
 		st.dirty = true
 		return nil
 	}
+	st.polling = idx > 1
 	if idx == 0 {
-		st.leader.clear()
 		data, stat, err := c.watch(st, &st.pred, st.node, "own node")
 		if errors.Is(err, zk.ErrNoNode) {
 			st.dirty = true // deleted since the listing: the next pass re-registers
@@ -459,10 +475,6 @@ func (c *Candidate) follow(st *loopState, sid int64) error {
 	}
 
 	pred := kids[idx-1]
-	if predPath := c.dir + "/" + pred.name; st.leader.path == predPath && st.pred.path != predPath {
-		// The leader became our predecessor: its watch serves both roles.
-		st.pred, st.leader = st.leader, watchSlot{}
-	}
 	pdata, pstat, err := c.watch(st, &st.pred, c.dir+"/"+pred.name, "predecessor")
 	if errors.Is(err, zk.ErrNoNode) {
 		st.dirty = true // it left between the listing and now: list again
@@ -472,12 +484,11 @@ func (c *Candidate) follow(st *loopState, sid int64) error {
 		return fmt.Errorf("election: watch %s/%s: %w", c.dir, pred.name, err)
 	}
 	ldata, lstat := pdata, pstat
-	if idx-1 == 0 {
-		st.leader.clear()
-	} else {
-		// Not our turn next, but View.Leader must not go stale: keep a
-		// watch on the leader too (we only re-read when it ends).
-		ldata, lstat, err = c.watch(st, &st.leader, c.dir+"/"+kids[0].name, "leader")
+	if idx > 1 {
+		// Not our turn next: read the leader without a watch, so its death
+		// wakes only its successor (no herd). The poll and Refresh keep
+		// View.Leader fresh.
+		ldata, lstat, err = c.cfg.Conn.Get(c.dir + "/" + kids[0].name)
 		if errors.Is(err, zk.ErrNoNode) {
 			st.dirty = true
 			return nil
