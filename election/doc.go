@@ -12,8 +12,10 @@
 // "server2147483647".
 //
 // A follower watches the node just before its own (its predecessor) so a
-// departure wakes only the next candidate in line; it also watches the
-// leader's node so that View.Leader never goes stale. The leader watches
+// departure wakes only the next candidate in line (no herd effect): one
+// watch per candidate. A follower further down the line reads the leader's
+// node without a watch and re-reads it every Config.LeaderPoll, or at once
+// when its owner calls Candidate.Refresh. The leader watches
 // its own node, so it steps down at once if an operator deletes it. After
 // every watch event, EventNotWatching and reconnect the candidate lists the
 // children again.
