@@ -166,8 +166,8 @@ func startDocker(ctx context.Context, o Options) (z *ZooKeeper, err error) {
 			if err := ctx.Err(); err != nil {
 				return backoff.Permanent(err)
 			}
-			if c, err := pool.Client.InspectContainerWithContext(p.res.Container.ID, ctx); err == nil && !c.State.Running {
-				return backoff.Permanent(fmt.Errorf("container exited with %d (log: %s)", c.State.ExitCode, p.log))
+			if err := p.running(ctx); err != nil {
+				return backoff.Permanent(err)
 			}
 			_, err := serving(ctx, n.addr)
 			return err
@@ -284,6 +284,14 @@ func (p *dockerProcess) kill(ctx context.Context) error {
 		return err
 	}
 	return p.wait(ctx)
+}
+
+func (p *dockerProcess) running(ctx context.Context) error {
+	c, err := p.pool.Client.InspectContainerWithContext(p.id(), ctx)
+	if err == nil && !c.State.Running {
+		return fmt.Errorf("%w: container exited with %d (log: %s)", errGaveUp, c.State.ExitCode, p.log)
+	}
+	return nil // an inspect failure is the engine's, not the node's: keep waiting
 }
 
 func (p *dockerProcess) pause(context.Context) error  { return p.pool.Client.PauseContainer(p.id()) }

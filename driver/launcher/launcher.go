@@ -109,6 +109,8 @@ type process interface {
 	pause(ctx context.Context) error
 	resume(ctx context.Context) error
 	remove() error // stop and remove everything; idempotent
+	// running returns an error wrapping errGaveUp when the node exited by itself.
+	running(ctx context.Context) error
 }
 
 type nodeHandle struct {
@@ -160,8 +162,13 @@ func Start(ctx context.Context, o Options) (*ZooKeeper, error) {
 		return nil, err
 	}
 	began := time.Now()
-	for _, s := range z.servers {
+	for i, s := range z.servers {
 		if err := poll(ctx, "wait for "+s+" to serve", func(ctx context.Context) error {
+			if i < len(z.nodes) {
+				if err := z.nodes[i].proc.running(ctx); err != nil {
+					return err
+				}
+			}
 			_, err := serving(ctx, s)
 			return err
 		}); err != nil {
@@ -260,10 +267,16 @@ func (z *ZooKeeper) Restart(ctx context.Context, node int) error {
 		n.set(running)
 		if !z.quorumRunning(n) {
 			return poll(ctx, "wait for "+n.addr+" to answer", func(ctx context.Context) error {
+				if err := n.proc.running(ctx); err != nil {
+					return err
+				}
 				return alive(ctx, n.addr)
 			})
 		}
 		return poll(ctx, "wait for "+n.addr+" to serve", func(ctx context.Context) error {
+			if err := n.proc.running(ctx); err != nil {
+				return err
+			}
 			_, err := serving(ctx, n.addr)
 			return err
 		})

@@ -6,6 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -268,5 +270,46 @@ func TestStartExistingTimesOut(t *testing.T) {
 	_, err := Start(ctx, Options{Mode: ModeExisting, Servers: []string{f.addr()}})
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Start on a server that never serves: %v", err)
+	}
+}
+
+// A node whose process exits at once fails Start at once, naming its log, instead of waiting
+// for the deadline.
+func TestLocalExitFailsFast(t *testing.T) {
+	home, jars, logs := t.TempDir(), t.TempDir(), t.TempDir()
+	if err := os.MkdirAll(filepath.Join(home, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	java := "#!/bin/sh\necho 'Error: no such class' >&2\nexit 3\n"
+	if err := os.WriteFile(filepath.Join(home, "bin", "java"), []byte(java), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, j := range requiredJars {
+		if err := os.WriteFile(filepath.Join(jars, j), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("JAVA_HOME", home)
+	old := jarDir
+	jarDir = jars
+	t.Cleanup(func() { jarDir = old })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	began := time.Now()
+	z, err := Start(ctx, Options{Mode: ModeLocal, Nodes: 3, TickTime: 200 * time.Millisecond, LogDir: logs, Logger: testLogger(t)})
+	if err == nil {
+		_ = z.Close()
+		t.Fatal("Start succeeded with a java that exits")
+	}
+	if !errors.Is(err, errGaveUp) || !strings.Contains(err.Error(), "exited with 3") {
+		t.Fatalf("error %v; want the exit named", err)
+	}
+	if d := time.Since(began); d > 10*time.Second {
+		t.Fatalf("Start took %v to notice", d)
+	}
+	b, _ := os.ReadFile(filepath.Join(logs, "zookeeper-1.log"))
+	if !strings.Contains(string(b), "no such class") {
+		t.Fatalf("node log %q lacks java's output", b)
 	}
 }

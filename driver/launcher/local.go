@@ -242,6 +242,17 @@ func (p *localProcess) kill(ctx context.Context) error {
 	return p.wait(ctx)
 }
 
+func (p *localProcess) running(context.Context) error {
+	if p.exited() {
+		code := -1
+		if p.cmd != nil && p.cmd.ProcessState != nil {
+			code = p.cmd.ProcessState.ExitCode()
+		}
+		return fmt.Errorf("%w: java exited with %d (log: %s)", errGaveUp, code, p.log)
+	}
+	return nil
+}
+
 func (p *localProcess) pause(context.Context) error  { return p.signal(syscall.SIGSTOP) }
 func (p *localProcess) resume(context.Context) error { return p.signal(syscall.SIGCONT) }
 

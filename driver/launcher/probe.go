@@ -3,6 +3,7 @@ package launcher
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -69,13 +70,20 @@ func alive(ctx context.Context, addr string) error {
 	return nil
 }
 
-// poll calls check until it succeeds or ctx ends; the last failure is wrapped in the error.
+// errGaveUp marks a failure poll must not retry (the process it waits for exited).
+var errGaveUp = errors.New("gave up")
+
+// poll calls check until it succeeds, fails with errGaveUp or ctx ends; the last failure is
+// wrapped in the error.
 func poll(ctx context.Context, what string, check func(context.Context) error) error {
 	wait := 50 * time.Millisecond
 	for {
 		err := check(ctx)
 		if err == nil {
 			return nil
+		}
+		if errors.Is(err, errGaveUp) {
+			return fmt.Errorf("launcher: %s: %w", what, err)
 		}
 		t := time.NewTimer(wait)
 		select {
