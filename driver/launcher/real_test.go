@@ -13,7 +13,8 @@ import (
 
 // These tests start real ZooKeeper nodes, in docker (the image in $ZK_IMAGE, built by
 // scripts/prepare.sh) and from Debian's jars. A mode whose prerequisites are missing is
-// skipped with the reason; -short skips them all.
+// skipped with the reason (a failure under CI=true for local, ZKV_REQUIRE_DOCKER=1 for docker);
+// -short skips them all.
 
 const realTick = 300 * time.Millisecond
 
@@ -29,6 +30,10 @@ func requireMode(t *testing.T, m Mode) Options {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, err := selectMode(ctx, o, systemProbes); err != nil {
+		// CI prepares both (scripts/prepare.sh, .ci/run): there a missing mode is a failure.
+		if (m == ModeDocker && os.Getenv("ZKV_REQUIRE_DOCKER") == "1") || (m == ModeLocal && os.Getenv("CI") == "true") {
+			t.Fatalf("mode %s unavailable in CI: %v", m, err)
+		}
 		t.Skipf("mode %s unavailable: %v", m, err)
 	}
 	return o
