@@ -151,11 +151,11 @@ func TestKeyEscaping(t *testing.T) {
 	c := client.New("http://" + f.addr() + "/")
 	ctx := context.Background()
 	cases := map[string]string{
-		"a/b/c":       "/v1/kv/a/b/c",
-		"sp ace/q?x":  "/v1/kv/sp%20ace/q%3Fx",
-		"pct%/hash#":  "/v1/kv/pct%25/hash%23",
-		"../etc":      "/v1/kv/%2E%2E/etc",
-		"./x/.":       "/v1/kv/%2E/x/%2E",
+		"a/b/c":      "/v1/kv/a/b/c",
+		"sp ace/q?x": "/v1/kv/sp%20ace/q%3Fx",
+		"pct%/hash#": "/v1/kv/pct%25/hash%23",
+		"../etc":     "/v1/kv/%2E%2E/etc",
+		"./x/.":      "/v1/kv/%2E/x/%2E",
 		"ünï/κλειδί": "/v1/kv/%C3%BCn%C3%AF/%CE%BA%CE%BB%CE%B5%CE%B9%CE%B4%CE%AF",
 	}
 	for key, want := range cases {
