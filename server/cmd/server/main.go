@@ -1,0 +1,201 @@
+// Command server runs one zkv server: it joins the leader election in ZooKeeper and serves
+// the REST API of shared/API.md. Every flag falls back to the environment variable
+// ZKV_<FLAG IN UPPER CASE>; a flag given on the command line wins. ZKV_LOG_LEVEL (debug,
+// info, warn, error) sets the log level; default info.
+//
+//	server -host 127.0.0.1 -port 5000 -zookeeper 127.0.0.1 -zookeeper_port 2181
+//
+// SIGTERM or SIGINT stops it gracefully (a leader resigns first) and it exits 0.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/zkv-dev/zkv/server"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Getenv, os.Stderr))
+}
+
+// options are the parsed flags.
+type options struct {
+	cfg       server.Config
+	logFormat string
+}
+
+func run(args []string, getenv func(string) string, stderr io.Writer) int {
+	opts, err := parseFlags(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "server:", err)
+		return 2
+	}
+	logger, err := newLogger(opts.logFormat, getenv("ZKV_LOG_LEVEL"), stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "server:", err)
+		return 2
+	}
+	cfg := opts.cfg
+	cfg.Logger = logger
+	logger.Info("starting zkv server",
+		"id", cfg.ID, "host", cfg.Host, "port", cfg.Port, "zookeeper", strings.Join(cfg.ZooKeeper, ","),
+		"session_timeout", cfg.SessionTimeout, "ack", cfg.Ack, "max_key_bytes", cfg.MaxKeyBytes,
+		"max_value_bytes", cfg.MaxValueBytes, "sync_on_join", cfg.SyncOnJoin, "log_format", opts.logFormat,
+		"cluster_token_set", cfg.ClusterToken != "")
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	srv, err := server.Open(octx, cfg)
+	cancel()
+	if err != nil {
+		logger.Error("cannot start", "error", err)
+		return 1
+	}
+	if err := srv.Run(ctx); err != nil {
+		logger.Error("stopped with an error", "error", err)
+		return 1
+	}
+	return 0
+}
+
+func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
+	fs := flag.NewFlagSet("server", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		host          = fs.String("host", server.DefaultHost, "address to listen on and publish")
+		port          = fs.Int("port", server.DefaultPort, "port to listen on")
+		zookeeper     = fs.String("zookeeper", "127.0.0.1", "ZooKeeper host, or a comma-separated ensemble h1:p1,h2:p2,h3")
+		zookeeperPort = fs.Int("zookeeper_port", 2181, "ZooKeeper port for -zookeeper entries without one")
+		id            = fs.String("id", "", "this server's name in the cluster (default host:port)")
+		sessionTO     = fs.String("session_timeout", server.DefaultSessionTimeout.String(), "ZooKeeper session timeout asked for (a duration, or milliseconds)")
+		token         = fs.String("cluster_token", "", "shared secret for server-to-server routes and znode ACLs")
+		ack           = fs.String("ack", server.DefaultAck, "when a write is acknowledged: all, majority or leader")
+		maxKey        = fs.Int("max_key_bytes", server.DefaultMaxKeyBytes, "longest key accepted")
+		maxValue      = fs.Int("max_value_bytes", server.DefaultMaxValueBytes, "longest value accepted")
+		syncOnJoin    = fs.Bool("sync_on_join", false, "copy the leader's store before serving (default: a restarted server starts empty)")
+		logFormat     = fs.String("log_format", "text", "log format: text or json")
+	)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: server [flags]\n\nEvery flag falls back to $ZKV_<FLAG IN UPPER CASE>.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return options{}, err
+	}
+	if fs.NArg() > 0 {
+		return options{}, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] || envErr != nil {
+			return
+		}
+		name := "ZKV_" + strings.ToUpper(f.Name)
+		if v := getenv(name); v != "" {
+			if err := f.Value.Set(v); err != nil {
+				envErr = fmt.Errorf("$%s=%q: %w", name, v, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return options{}, envErr
+	}
+	sto, err := parseTimeout(*sessionTO)
+	if err != nil {
+		return options{}, fmt.Errorf("-session_timeout: %w", err)
+	}
+	ens, err := ensemble(*zookeeper, *zookeeperPort)
+	if err != nil {
+		return options{}, err
+	}
+	if *logFormat != "text" && *logFormat != "json" {
+		return options{}, fmt.Errorf("-log_format %q: want text or json", *logFormat)
+	}
+	if *port < 1 || *port > 65535 {
+		return options{}, fmt.Errorf("-port %d out of range", *port)
+	}
+	cfg := server.Config{
+		Host: *host, Port: *port, ID: *id, ZooKeeper: ens, SessionTimeout: sto, ClusterToken: *token,
+		Ack: *ack, MaxKeyBytes: *maxKey, MaxValueBytes: *maxValue, SyncOnJoin: *syncOnJoin,
+	}
+	if cfg.ID == "" {
+		cfg.ID = net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
+	}
+	if err := cfg.Validate(); err != nil {
+		return options{}, err
+	}
+	return options{cfg: cfg, logFormat: *logFormat}, nil
+}
+
+// parseTimeout takes a duration ("4s") or a number of milliseconds ("4000").
+func parseTimeout(s string) (time.Duration, error) {
+	if ms, err := strconv.Atoi(s); err == nil {
+		s = strconv.Itoa(ms) + "ms"
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, err
+	}
+	if d <= 0 {
+		return 0, fmt.Errorf("%v must be positive", d)
+	}
+	return d, nil
+}
+
+// ensemble splits "h1:p1,h2,h3:p3"; an entry without a port gets defPort.
+func ensemble(list string, defPort int) ([]string, error) {
+	if defPort < 1 || defPort > 65535 {
+		return nil, fmt.Errorf("-zookeeper_port %d out of range", defPort)
+	}
+	var out []string
+	for _, e := range strings.Split(list, ",") {
+		e = strings.TrimSpace(e)
+		if e == "" {
+			continue
+		}
+		if h, p, err := net.SplitHostPort(e); err == nil {
+			if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 || h == "" {
+				return nil, fmt.Errorf("-zookeeper entry %q: bad host or port", e)
+			}
+			out = append(out, e)
+			continue
+		}
+		out = append(out, net.JoinHostPort(strings.Trim(e, "[]"), strconv.Itoa(defPort)))
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("-zookeeper %q names no server", list)
+	}
+	return out, nil
+}
+
+func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {
+	var lv slog.Level
+	if level != "" {
+		if err := lv.UnmarshalText([]byte(level)); err != nil {
+			return nil, fmt.Errorf("$ZKV_LOG_LEVEL %q: %w", level, err)
+		}
+	}
+	ho := &slog.HandlerOptions{Level: lv}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, ho)), nil
+	}
+	return slog.New(slog.NewTextHandler(w, ho)), nil
+}

@@ -1,0 +1,142 @@
+package server
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/zkv-dev/zkv/replication"
+)
+
+// Defaults of Config.
+const (
+	DefaultHost            = "127.0.0.1"
+	DefaultPort            = 5000
+	DefaultSessionTimeout  = 4 * time.Second
+	DefaultAck             = "all"
+	DefaultMaxKeyBytes     = 1024
+	DefaultMaxValueBytes   = 1 << 20
+	DefaultWriteTimeout    = 5 * time.Second
+	DefaultShutdownTimeout = 10 * time.Second
+	DefaultMemberRefresh   = 2 * time.Second
+	DefaultSyncTimeout     = 30 * time.Second
+)
+
+// bodyOverhead is what a JSON body may hold besides the key and the value: braces, field
+// names, whitespace.
+const bodyOverhead = 4 << 10
+
+// Config configures a Server. The zero value of each field means its default.
+type Config struct {
+	// Host and Port are where the server listens (-host, -port); default 127.0.0.1:5000.
+	// Port 0 picks a free port (tests), then Address is host:picked port.
+	Host string
+	Port int
+	// Listener, when set, is used instead of listening on Host:Port (tests); the server
+	// owns it from Start on.
+	Listener net.Listener
+	// Address is what the other servers and the clients reach this one at, published in
+	// the election; default Host:Port (of the Listener when given).
+	Address string
+	// ID names this server in the cluster; default Address.
+	ID string
+	// ZooKeeper is the ensemble, "host:port" each; used by Open only.
+	ZooKeeper []string
+	// SessionTimeout is the ZooKeeper session timeout asked for; default 4s. Open only.
+	SessionTimeout time.Duration
+	// ClusterToken, when set, guards the internal routes (Authorization: Bearer) and, in
+	// Open, puts digest ACLs on the election's znodes.
+	ClusterToken string
+	// Ack is when a write is acknowledged: "all" (default), "majority" or "leader".
+	Ack string
+	// MaxKeyBytes and MaxValueBytes bound keys and values; default 1024 and 1 MiB.
+	MaxKeyBytes   int
+	MaxValueBytes int
+	// SyncOnJoin makes the server copy the leader's store before it reports ready; by
+	// default a (re)started server starts empty and takes only later writes.
+	SyncOnJoin bool
+	// WriteTimeout bounds a leader's wait for acknowledgements; default 5s. Forwarded
+	// requests get WriteTimeout plus 2s.
+	WriteTimeout time.Duration
+	// ShutdownTimeout bounds the graceful stop Run does when its ctx ends; default 10s.
+	ShutdownTimeout time.Duration
+	// MemberRefresh is how often a leader re-reads the members for its replica set (it
+	// also does on every view change); default 2s.
+	MemberRefresh time.Duration
+	// Replication tunes the leader's fan-out (timeouts, retries, batching); Self, Epoch,
+	// Log, Snapshot, Token, Observer and Logger are set by the server.
+	Replication replication.Config
+	// Logger receives the server's records; discarded when nil.
+	Logger *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if c.Host == "" {
+		c.Host = DefaultHost
+	}
+	if c.SessionTimeout == 0 {
+		c.SessionTimeout = DefaultSessionTimeout
+	}
+	if c.Ack == "" {
+		c.Ack = DefaultAck
+	}
+	if c.MaxKeyBytes == 0 {
+		c.MaxKeyBytes = DefaultMaxKeyBytes
+	}
+	if c.MaxValueBytes == 0 {
+		c.MaxValueBytes = DefaultMaxValueBytes
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if c.MemberRefresh == 0 {
+		c.MemberRefresh = DefaultMemberRefresh
+	}
+	if c.Address == "" {
+		if c.Port != 0 {
+			c.Address = net.JoinHostPort(c.Host, strconv.Itoa(c.Port))
+		} else if c.Listener != nil {
+			c.Address = c.Listener.Addr().String()
+		}
+	}
+	if c.ID == "" {
+		c.ID = c.Address
+	}
+	return c
+}
+
+// Validate reports whether the config (after defaults) is usable.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	if _, err := replication.ParseAckMode(c.Ack); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	switch {
+	case c.Port < 0 || c.Port > 65535:
+		return fmt.Errorf("%w: port %d out of range", ErrInvalidConfig, c.Port)
+	case c.MaxKeyBytes < 1:
+		return fmt.Errorf("%w: max_key_bytes %d must be positive", ErrInvalidConfig, c.MaxKeyBytes)
+	case c.MaxValueBytes < 0:
+		return fmt.Errorf("%w: max_value_bytes %d must not be negative", ErrInvalidConfig, c.MaxValueBytes)
+	case c.SessionTimeout < 0, c.WriteTimeout < 0, c.ShutdownTimeout < 0, c.MemberRefresh < 0:
+		return fmt.Errorf("%w: timeouts must not be negative", ErrInvalidConfig)
+	}
+	return nil
+}
+
+// ackMode is Ack parsed; Validate has checked it.
+func (c Config) ackMode() replication.AckMode {
+	m, _ := replication.ParseAckMode(c.Ack)
+	return m
+}
+
+// bodyLimit caps a request body before it is read: a value and a key, each possibly
+// JSON-escaped (\u00XX is six bytes for one), plus the object around them.
+func (c Config) bodyLimit() int64 {
+	return 6*int64(c.MaxValueBytes) + 6*int64(c.MaxKeyBytes) + bodyOverhead
+}

@@ -1,0 +1,73 @@
+package server
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/zkv-dev/zkv/election"
+	"github.com/zkv-dev/zkv/kvstore"
+	"github.com/zkv-dev/zkv/replication"
+)
+
+// Elector is what the server needs of the leader election; *election.Candidate has it.
+// Observe's channel has a buffer of one, the latest view winning, and is closed with ctx.
+type Elector interface {
+	Join(ctx context.Context) error
+	View() election.View
+	Observe(ctx context.Context) <-chan election.View
+	Members(ctx context.Context) ([]election.Member, error)
+	Resign(ctx context.Context) error
+	Close() error
+}
+
+// refresher is the optional part of an Elector: re-read the election now, e.g. when an
+// append arrives from a newer epoch than the view knows.
+type refresher interface {
+	Refresh(ctx context.Context) error
+}
+
+// Store is what the server needs of its key-value store; *kvstore.Store has it. Put,
+// Delete, Apply and Restore come from one writer at a time (the server serialises them).
+type Store interface {
+	Get(key string) (kvstore.Entry, bool)
+	Put(key, value string, epoch int64) kvstore.Entry
+	Delete(key string, epoch int64) (kvstore.Entry, bool)
+	Apply(entries ...kvstore.Entry) error
+	Last() (index uint64, epoch int64)
+	Len() int
+	Snapshot() kvstore.Snapshot
+	Restore(kvstore.Snapshot)
+}
+
+// Replicator is a leader's fan-out for one epoch; *replication.Fanout has it.
+type Replicator interface {
+	SetReplicas(addrs []string)
+	Enqueue(entries ...kvstore.Entry)
+	Wait(ctx context.Context, index uint64, mode replication.AckMode) (acked int, err error)
+	Deposed() <-chan struct{}
+	Stats() []replication.ReplicaStats
+	Close() error
+}
+
+// ReplicatorFactory makes the fan-out of a new leadership. cfg has Self, Epoch, Log,
+// Snapshot, Token, Observer and Logger filled in over Config.Replication.
+type ReplicatorFactory func(cfg replication.Config) (Replicator, error)
+
+// Deps are the parts a Server composes. Elector is required; a nil Store gets a new
+// empty kvstore, a nil NewReplicator gets replication.NewFanout.
+type Deps struct {
+	Elector       Elector
+	Store         Store
+	NewReplicator ReplicatorFactory
+}
+
+// NewFanout is the default ReplicatorFactory.
+func NewFanout(cfg replication.Config) (Replicator, error) {
+	f, err := replication.NewFanout(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -1,0 +1,552 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/zkv-dev/zkv/election"
+	"github.com/zkv-dev/zkv/kvstore"
+	"github.com/zkv-dev/zkv/replication"
+)
+
+const kvPrefix = "/v1/kv/"
+
+// KV is the answer of GET and PUT /v1/kv/{key}.
+type KV struct {
+	Key     string `json:"key"`
+	Value   string `json:"value"`
+	Found   *bool  `json:"found,omitempty"`
+	Version uint64 `json:"version,omitempty"`
+	Epoch   int64  `json:"epoch,omitempty"`
+	Leader  string `json:"leader,omitempty"`
+}
+
+// Deleted is the answer of DELETE /v1/kv/{key}.
+type Deleted struct {
+	Key   string `json:"key"`
+	Found bool   `json:"found"`
+}
+
+// Status is the answer of GET /v1/status.
+type Status struct {
+	ID      string       `json:"id"`
+	Address string       `json:"address"`
+	Role    string       `json:"role"`
+	Leader  StatusLeader `json:"leader"`
+	Epoch   int64        `json:"epoch"`
+	Keys    int          `json:"keys"`
+	Members []Member     `json:"members"`
+}
+
+// StatusLeader names the leader in Status; empty fields while none is known.
+type StatusLeader struct {
+	ID      string `json:"id"`
+	Address string `json:"address"`
+}
+
+// Member is one registered server in Status.
+type Member struct {
+	ID      string `json:"id"`
+	Address string `json:"address"`
+	Znode   string `json:"znode"`
+}
+
+type putBody struct {
+	Value *string `json:"value"`
+}
+
+type updateBody struct {
+	Key   *string `json:"key"`
+	Value *string `json:"value"`
+}
+
+func (s *Server) routes() *echo.Echo {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = func(err error, c echo.Context) {
+		if !c.Response().Committed {
+			_ = writeError(c, err)
+		}
+	}
+	e.Use(s.observe, s.recoverJSON)
+
+	e.GET(kvPrefix+"*", s.handleGet)
+	e.PUT(kvPrefix+"*", s.handlePut)
+	e.DELETE(kvPrefix+"*", s.handleDelete)
+	e.GET("/v1/status", s.handleStatus)
+	e.GET("/healthz", s.handleHealthz)
+	e.GET("/readyz", s.handleReadyz)
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{})))
+	e.GET("/read", s.handleRead)
+	e.POST("/update", s.handleUpdate)
+
+	in := e.Group("/internal/v1", s.authorize)
+	in.POST("/append", s.handleAppend)
+	in.POST("/snapshot", s.handleInstallSnapshot)
+	in.GET("/snapshot", s.handleGetSnapshot)
+	return e
+}
+
+// observe sets the leader headers on every answer and counts it in the metrics. It
+// renders a handler's error itself, so the status it records is the one sent.
+func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		v := s.elector.View()
+		h := c.Response().Header()
+		h.Set(HeaderLeader, v.Leader.Address)
+		h.Set(HeaderEpoch, strconv.FormatInt(v.Epoch, 10))
+		if err := next(c); err != nil {
+			c.Error(err)
+		}
+		route := c.Path()
+		if route == "" || c.Response().Status == http.StatusNotFound && !strings.HasPrefix(route, kvPrefix) {
+			route = "unmatched" // no label per unknown path
+		}
+		s.metrics.observeRequest(route, c.Request().Method, c.Response().Status, time.Since(start))
+		return nil
+	}
+}
+
+// recoverJSON turns a panic (a bug, never bad input) into a JSON 500.
+func (s *Server) recoverJSON(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				if r == http.ErrAbortHandler {
+					panic(r)
+				}
+				s.logger.Error("panic in handler", "method", c.Request().Method, "path", c.Request().URL.Path,
+					"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+				err = newAPIError(http.StatusInternalServerError, CodeInternal, "internal error")
+			}
+		}()
+		return next(c)
+	}
+}
+
+// --- input checks ---
+
+// pathKey returns the key of /v1/kv/{key}: the rest of the escaped path, unescaped, so a
+// key may hold '/' (plain or as %2F).
+func (s *Server) pathKey(c echo.Context) (string, error) {
+	raw := c.Request().URL.EscapedPath()
+	if !strings.HasPrefix(raw, kvPrefix) {
+		return "", badRequest(CodeMissingKey, "no key in the path")
+	}
+	key, err := url.PathUnescape(raw[len(kvPrefix):])
+	if err != nil {
+		return "", badRequest(CodeBadRequest, "key is not a valid escaped path")
+	}
+	return key, s.checkKey(key, true)
+}
+
+func (s *Server) checkKey(key string, inURI bool) error {
+	switch {
+	case key == "":
+		return badRequest(CodeMissingKey, "key must not be empty")
+	case len(key) > s.cfg.MaxKeyBytes:
+		status := http.StatusBadRequest
+		if inURI {
+			status = http.StatusRequestURITooLong
+		}
+		return newAPIError(status, CodeKeyTooLong, "key is %d bytes, at most %d allowed", len(key), s.cfg.MaxKeyBytes)
+	case !utf8.ValidString(key):
+		return badRequest(CodeInvalidUTF8, "key is not valid UTF-8")
+	}
+	return nil
+}
+
+func (s *Server) checkValue(value *string) error {
+	switch {
+	case value == nil:
+		return badRequest(CodeMissingValue, `body must hold a string "value"`)
+	case len(*value) > s.cfg.MaxValueBytes:
+		return newAPIError(http.StatusRequestEntityTooLarge, CodeValueTooLarge, "value is %d bytes, at most %d allowed",
+			len(*value), s.cfg.MaxValueBytes)
+	}
+	return nil
+}
+
+// checkContentType requires a JSON body.
+func checkContentType(r *http.Request) error {
+	ct := r.Header.Get(echo.HeaderContentType)
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil || mt != echo.MIMEApplicationJSON {
+		return newAPIError(http.StatusUnsupportedMediaType, CodeUnsupportedMedia,
+			"Content-Type must be application/json, got %q", ct)
+	}
+	return nil
+}
+
+// readBody reads a JSON body of at most limit bytes, capped before reading.
+func readBody(c echo.Context, limit int64) ([]byte, error) {
+	if err := checkContentType(c.Request()); err != nil {
+		return nil, err
+	}
+	data, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, limit))
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return nil, newAPIError(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "body above %d bytes", limit)
+	case err != nil:
+		return nil, badRequest(CodeBadRequest, "read body: %v", err)
+	}
+	return data, nil
+}
+
+// decodeStrict decodes exactly one JSON object into v: valid UTF-8, no unknown fields,
+// no type mismatch, nothing after it.
+func decodeStrict(data []byte, v any) error {
+	if !utf8.Valid(data) {
+		return badRequest(CodeInvalidUTF8, "body is not valid UTF-8")
+	}
+	trimmed := bytes.TrimSpace(data)
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return badRequest(CodeInvalidJSON, "body must be a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return badRequest(CodeInvalidJSON, "malformed JSON: %v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return badRequest(CodeInvalidJSON, "trailing data after the JSON object")
+	}
+	return nil
+}
+
+// --- public handlers ---
+
+func (s *Server) handleGet(c echo.Context) error {
+	key, err := s.pathKey(c)
+	if err != nil {
+		return err
+	}
+	leader, err := s.wantLeaderRead(c)
+	if err != nil {
+		return err
+	}
+	if leader && !s.leading() {
+		return s.forward(c, nil)
+	}
+	e, ok := s.store.Get(key)
+	if !ok {
+		return c.JSON(http.StatusOK, KV{Key: key, Found: ptr(false)})
+	}
+	return c.JSON(http.StatusOK, KV{Key: key, Value: e.Value, Found: ptr(true), Version: e.Version})
+}
+
+// wantLeaderRead parses ?consistency=: "" or "local" reads here, "leader" at the leader.
+func (s *Server) wantLeaderRead(c echo.Context) (bool, error) {
+	switch c.QueryParam("consistency") {
+	case "", "local":
+		return false, nil
+	case "leader":
+		return true, nil
+	}
+	return false, badRequest(CodeBadRequest, `consistency must be "local" or "leader"`)
+}
+
+func (s *Server) handlePut(c echo.Context) error {
+	key, err := s.pathKey(c)
+	if err != nil {
+		return err
+	}
+	data, err := readBody(c, s.cfg.bodyLimit())
+	if err != nil {
+		return err
+	}
+	var body putBody
+	if err := decodeStrict(data, &body); err != nil {
+		return err
+	}
+	if err := s.checkValue(body.Value); err != nil {
+		return err
+	}
+	value := *body.Value
+	res, err := s.write(c, data, "put", key, func(epoch int64) (kvstore.Entry, bool) {
+		return s.store.Put(key, value, epoch), true
+	})
+	if err != nil || res.forwarded {
+		return err
+	}
+	return c.JSON(http.StatusOK, KV{Key: key, Value: value, Version: res.entry.Version, Epoch: res.epoch, Leader: s.cfg.Address})
+}
+
+func (s *Server) handleDelete(c echo.Context) error {
+	key, err := s.pathKey(c)
+	if err != nil {
+		return err
+	}
+	res, err := s.write(c, nil, "delete", key, func(epoch int64) (kvstore.Entry, bool) {
+		return s.store.Delete(key, epoch)
+	})
+	if err != nil || res.forwarded {
+		return err
+	}
+	return c.JSON(http.StatusOK, Deleted{Key: key, Found: res.found})
+}
+
+func (s *Server) handleRead(c echo.Context) error {
+	key := c.QueryParam("key")
+	if err := s.checkKey(key, true); err != nil {
+		return err
+	}
+	leader, err := s.wantLeaderRead(c)
+	if err != nil {
+		return err
+	}
+	if leader && !s.leading() {
+		return s.forward(c, nil)
+	}
+	e, _ := s.store.Get(key)
+	return c.JSON(http.StatusOK, struct {
+		Key   string `json:"key"`
+		Value string `json:"value"`
+	}{key, e.Value})
+}
+
+func (s *Server) handleUpdate(c echo.Context) error {
+	data, err := readBody(c, s.cfg.bodyLimit())
+	if err != nil {
+		return err
+	}
+	var body updateBody
+	if err := decodeStrict(data, &body); err != nil {
+		return err
+	}
+	if body.Key == nil {
+		return badRequest(CodeMissingKey, `body must hold a string "key"`)
+	}
+	if err := s.checkKey(*body.Key, false); err != nil {
+		return err
+	}
+	if err := s.checkValue(body.Value); err != nil {
+		return err
+	}
+	key, value := *body.Key, *body.Value
+	res, err := s.write(c, data, "put", key, func(epoch int64) (kvstore.Entry, bool) {
+		return s.store.Put(key, value, epoch), true
+	})
+	if err != nil || res.forwarded {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "updated"})
+}
+
+func (s *Server) handleStatus(c echo.Context) error {
+	v := s.elector.View()
+	st := Status{
+		ID: s.cfg.ID, Address: s.cfg.Address, Role: roleOf(v),
+		Leader: StatusLeader{ID: v.Leader.ID, Address: v.Leader.Address},
+		Epoch:  v.Epoch, Keys: s.store.Len(), Members: []Member{},
+	}
+	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
+	defer cancel()
+	ms, err := s.elector.Members(ctx)
+	if err != nil {
+		if p := s.members.Load(); p != nil {
+			ms = *p
+		}
+	}
+	st.Members = members(ms)
+	return c.JSON(http.StatusOK, st)
+}
+
+func (s *Server) handleHealthz(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) handleReadyz(c echo.Context) error {
+	v := s.elector.View()
+	s.writeMu.Lock()
+	draining := s.draining
+	s.writeMu.Unlock()
+	switch {
+	case draining:
+		return unavailable(CodeShuttingDown, ErrShuttingDown, "shutting down")
+	case !v.Connected:
+		return unavailable(CodeNoLeader, ErrNoLeader, "no ZooKeeper session")
+	case v.Leader.Address == "":
+		return unavailable(CodeNoLeader, ErrNoLeader, "no leader known")
+	case !s.synced.Load():
+		return unavailable(CodeNoLeader, ErrNoLeader, "copying the leader's store (-sync_on_join)")
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ready", "role": roleOf(v)})
+}
+
+// --- the write path ---
+
+type writeResult struct {
+	forwarded bool // the leader's answer has been sent already
+	entry     kvstore.Entry
+	found     bool
+	epoch     int64
+}
+
+// write runs op on the leader, or forwards the request (with body) to it. op returns
+// false when it wrote nothing (a delete of an absent key).
+func (s *Server) write(c echo.Context, body []byte, op, key string, apply func(epoch int64) (kvstore.Entry, bool)) (writeResult, error) {
+	res, err := s.leaderWrite(c.Request().Context(), op, key, apply)
+	if !errors.Is(err, errNotLeading) {
+		return res, err
+	}
+	if err := s.forward(c, body); err != nil {
+		return res, err
+	}
+	res.forwarded = true
+	return res, nil
+}
+
+var errNotLeading = errors.New("server: not leading here")
+
+func (s *Server) leading() bool { return s.leadPtr.Load() != nil }
+
+// leaderWrite is the leader's write path: under writeMu check the leadership and its
+// epoch, apply to the store, append to the log, enqueue to the fan-out; then wait for the
+// acknowledgements outside the lock.
+func (s *Server) leaderWrite(ctx context.Context, op, key string, apply func(epoch int64) (kvstore.Entry, bool)) (writeResult, error) {
+	s.writeMu.Lock()
+	ld := s.lead
+	if ld == nil {
+		s.writeMu.Unlock()
+		return writeResult{}, errNotLeading
+	}
+	if s.draining {
+		s.writeMu.Unlock()
+		return writeResult{}, unavailable(CodeShuttingDown, ErrShuttingDown, "this leader is shutting down")
+	}
+	if v := s.elector.View(); !v.IsLeader || v.Epoch != ld.epoch {
+		s.writeMu.Unlock()
+		s.metrics.writes.WithLabelValues(op, "not_leader").Inc()
+		return writeResult{}, unavailable(CodeNotLeader, ErrNotLeader, "this server no longer leads epoch %d", ld.epoch)
+	}
+	prevIdx, prevEp := s.store.Last()
+	e, wrote := apply(ld.epoch)
+	if !wrote {
+		s.writeMu.Unlock()
+		s.metrics.writes.WithLabelValues(op, "noop").Inc()
+		return writeResult{entry: e, epoch: ld.epoch}, nil
+	}
+	if li, _ := s.log.Last(); li != prevIdx {
+		s.log.Reset(prevIdx, prevEp)
+	}
+	if err := s.log.Append(e); err != nil {
+		s.log.Reset(e.Index, e.Epoch) // cannot happen after the reset above; keeps the log usable
+	}
+	ld.repl.Enqueue(e)
+	s.inflight.Add(1)
+	s.writeMu.Unlock()
+	defer s.inflight.Done()
+
+	s.logger.Info("write applied", "op", op, "key", shortKey(key), "index", e.Index, "version", e.Version, "epoch", ld.epoch)
+	start := time.Now()
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.WriteTimeout)
+	defer cancel()
+	acked, err := ld.repl.Wait(wctx, e.Index, s.ack)
+	switch {
+	case errors.Is(err, replication.ErrFenced):
+		s.metrics.writes.WithLabelValues(op, "fenced").Inc()
+		s.logger.Warn("write fenced: a newer leader exists", "index", e.Index, "error", err)
+		return writeResult{}, unavailable(CodeNotLeader, ErrFenced, "this leader was deposed by a newer epoch; retry")
+	case err != nil:
+		s.metrics.writes.WithLabelValues(op, "not_replicated").Inc()
+		s.logger.Warn("write not replicated", "index", e.Index, "ack", s.cfg.Ack, "acked", acked, "error", err)
+		return writeResult{}, unavailable(CodeNotReplicated, ErrNotReplicated,
+			"write %d applied by the leader but not acknowledged (ack %s, %d replicas acked): %v", e.Index, s.cfg.Ack, acked, err)
+	}
+	s.metrics.writes.WithLabelValues(op, "ok").Inc()
+	s.logger.Info("write replicated", "index", e.Index, "acks", acked, "ack", s.cfg.Ack,
+		"took", time.Since(start).Round(time.Microsecond))
+	return writeResult{entry: e, found: true, epoch: ld.epoch}, nil
+}
+
+func shortKey(k string) string {
+	if len(k) > 64 {
+		return k[:64] + "..."
+	}
+	return k
+}
+
+// forward proxies the request to the leader and relays its answer: the client sees one
+// answer. A request that was forwarded already is not forwarded again.
+func (s *Server) forward(c echo.Context, body []byte) error {
+	r := c.Request()
+	if from := r.Header.Get(HeaderForwarded); from != "" {
+		s.metrics.forwarded.WithLabelValues("loop_refused").Inc()
+		return unavailable(CodeNotLeader, ErrNotLeader, "request forwarded by %s reached %s, which does not lead", from, s.cfg.ID)
+	}
+	v := s.elector.View()
+	leader := v.Leader.Address
+	if leader == "" || leader == s.cfg.Address {
+		s.metrics.forwarded.WithLabelValues("no_leader").Inc()
+		return unavailable(CodeNoLeader, ErrNoLeader, "no leader known")
+	}
+	var rd io.Reader = http.NoBody
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.WriteTimeout+2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, r.Method, "http://"+leader+r.URL.RequestURI(), rd)
+	if err != nil {
+		return unavailable(CodeLeaderUnreachable, ErrLeaderUnreachable, "leader address %q: %v", leader, err)
+	}
+	if body != nil {
+		req.Header.Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
+	}
+	req.Header.Set(HeaderForwarded, s.cfg.ID)
+	start := time.Now()
+	resp, err := s.fwd.Do(req)
+	if err != nil {
+		s.requestRefresh()
+		s.metrics.forwarded.WithLabelValues("unreachable").Inc()
+		s.logger.Warn("forward to the leader failed", "method", r.Method, "leader", leader, "error", err)
+		return unavailable(CodeLeaderUnreachable, ErrLeaderUnreachable, "leader %s: %v", leader, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 2*s.cfg.bodyLimit()))
+	if err != nil {
+		s.metrics.forwarded.WithLabelValues("unreachable").Inc()
+		return unavailable(CodeLeaderUnreachable, ErrLeaderUnreachable, "leader %s: read answer: %v", leader, err)
+	}
+	s.metrics.forwarded.WithLabelValues(strconv.Itoa(resp.StatusCode)).Inc()
+	if r.Method != http.MethodGet {
+		s.logger.Info("write forwarded", "method", r.Method, "path", shortKey(r.URL.Path), "leader", leader,
+			"status", resp.StatusCode, "took", time.Since(start).Round(time.Microsecond))
+	}
+	if ra := resp.Header.Get("Retry-After"); ra != "" {
+		c.Response().Header().Set("Retry-After", ra)
+	}
+	ct := resp.Header.Get(echo.HeaderContentType)
+	if ct == "" {
+		ct = echo.MIMEApplicationJSON
+	}
+	return c.Blob(resp.StatusCode, ct, data)
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// members converts the election's members for Status.
+func members(ms []election.Member) []Member {
+	out := make([]Member, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, Member{ID: m.ID, Address: m.Address, Znode: m.Node})
+	}
+	return out
+}

@@ -1,0 +1,155 @@
+package server
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/zkv-dev/zkv/election"
+	"github.com/zkv-dev/zkv/kvstore"
+	"github.com/zkv-dev/zkv/replication"
+)
+
+// authorize guards the internal routes with the cluster token, compared in constant
+// time. Without a token they are open (Open warns about it at start).
+func (s *Server) authorize(next echo.HandlerFunc) echo.HandlerFunc {
+	want := []byte("Bearer " + s.cfg.ClusterToken)
+	return func(c echo.Context) error {
+		if s.cfg.ClusterToken == "" {
+			return next(c)
+		}
+		got := []byte(c.Request().Header.Get("Authorization"))
+		if subtle.ConstantTimeCompare(got, want) != 1 {
+			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="zkv-internal"`)
+			return newAPIError(http.StatusUnauthorized, CodeUnauthorized, "internal route: missing or wrong cluster token")
+		}
+		return next(c)
+	}
+}
+
+// replicationError answers an error of the replication package in its wire shape.
+func replicationError(c echo.Context, err error) error {
+	status, body := replication.ErrorStatus(err)
+	return c.JSON(status, body)
+}
+
+func (s *Server) handleAppend(c echo.Context) error {
+	if err := checkContentType(c.Request()); err != nil {
+		return err
+	}
+	limit := int64(replication.DefaultMaxAppendBytes)
+	req, err := replication.DecodeAppend(http.MaxBytesReader(c.Response(), c.Request().Body, limit), limit)
+	if err != nil {
+		return replicationError(c, err)
+	}
+	resp, err := s.follower.Append(c.Request().Context(), req)
+	if err != nil {
+		s.logReplicaRefusal("append", req.Leader, req.Epoch, err)
+		return replicationError(c, err)
+	}
+	if len(req.Entries) > 0 {
+		s.logger.Debug("appended", "leader", req.Leader, "epoch", req.Epoch, "entries", len(req.Entries),
+			"last_index", resp.LastIndex)
+	}
+	return c.JSON(http.StatusOK, resp)
+}
+
+func (s *Server) handleInstallSnapshot(c echo.Context) error {
+	if err := checkContentType(c.Request()); err != nil {
+		return err
+	}
+	limit := int64(replication.DefaultMaxSnapshotBytes)
+	req, err := replication.DecodeSnapshot(http.MaxBytesReader(c.Response(), c.Request().Body, limit), limit)
+	if err != nil {
+		return replicationError(c, err)
+	}
+	resp, err := s.follower.InstallSnapshot(c.Request().Context(), req)
+	if err != nil {
+		s.logReplicaRefusal("snapshot", req.Leader, req.Epoch, err)
+		return replicationError(c, err)
+	}
+	s.logger.Info("installed the leader's snapshot", "leader", req.Leader, "index", resp.LastIndex,
+		"entries", len(req.Snapshot.Entries))
+	return c.JSON(http.StatusOK, resp)
+}
+
+func (s *Server) logReplicaRefusal(what, leader string, epoch int64, err error) {
+	switch {
+	case errors.Is(err, replication.ErrStaleEpoch):
+		s.logger.Warn("refused "+what+" from a deposed leader", "sender", leader, "epoch", epoch, "fence", s.follower.Fence())
+	case errors.Is(err, replication.ErrNotLeader):
+		s.logger.Info("refused "+what+" from a sender this view does not take for the leader", "sender", leader, "epoch", epoch)
+	case errors.Is(err, replication.ErrLogMismatch):
+		s.logger.Debug(what+" does not continue this log", "sender", leader, "error", err)
+	default:
+		s.logger.Warn(what+" failed", "sender", leader, "error", err)
+	}
+}
+
+func (s *Server) handleGetSnapshot(c echo.Context) error {
+	return c.JSON(http.StatusOK, s.store.Snapshot())
+}
+
+// syncOnJoin copies the leader's store (-sync_on_join) through the Follower, so the copy
+// obeys the fence and the leader check like any snapshot. On failure it is tried again at
+// the next view or refresh tick.
+func (s *Server) syncOnJoin(v election.View) {
+	ctx, cancel := context.WithTimeout(s.ctx, DefaultSyncTimeout)
+	defer cancel()
+	snap, err := s.fetchSnapshot(ctx, v.Leader.Address)
+	if err != nil {
+		if s.ctx.Err() == nil {
+			s.logger.Warn("sync on join: fetch the leader's snapshot", "leader", v.Leader.Address, "error", err)
+		}
+		return
+	}
+	if idx, _ := s.store.Last(); idx >= snap.Index && idx > 0 {
+		s.synced.Store(true) // replication got here first
+		s.logger.Info("sync on join: already caught up", "index", idx)
+		return
+	}
+	req := replication.SnapshotRequest{Epoch: max(v.Epoch, snap.Epoch), Leader: v.Leader.Address, Snapshot: snap}
+	if _, err := s.follower.InstallSnapshot(ctx, req); err != nil {
+		s.logger.Warn("sync on join: install the leader's snapshot", "leader", v.Leader.Address, "error", err)
+		return
+	}
+	s.synced.Store(true)
+	s.logger.Info("sync on join: copied the leader's store", "leader", v.Leader.Address, "index", snap.Index,
+		"entries", len(snap.Entries))
+}
+
+func (s *Server) fetchSnapshot(ctx context.Context, leader string) (kvstore.Snapshot, error) {
+	var snap kvstore.Snapshot
+	url := "http://" + leader + replication.PathSnapshot
+	if strings.Contains(leader, "://") {
+		url = strings.TrimSuffix(leader, "/") + replication.PathSnapshot
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return snap, err
+	}
+	if s.cfg.ClusterToken != "" {
+		req.Header.Set("Authorization", "Bearer "+s.cfg.ClusterToken)
+	}
+	hc := &http.Client{Transport: s.fwdTr, Timeout: DefaultSyncTimeout + time.Second}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return snap, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return snap, fmt.Errorf("GET %s: %d %s", url, resp.StatusCode, strings.TrimSpace(string(msg)))
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, replication.DefaultMaxSnapshotBytes)).Decode(&snap); err != nil {
+		return snap, fmt.Errorf("GET %s: decode: %w", url, err)
+	}
+	return snap, nil
+}

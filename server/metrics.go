@@ -1,0 +1,124 @@
+package server
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// metrics lives in a private registry, so several servers in one process (tests) do not
+// collide. It is also the Fanout's Observer.
+type metrics struct {
+	reg        *prometheus.Registry
+	requests   *prometheus.CounterVec
+	latency    *prometheus.HistogramVec
+	role       *prometheus.GaugeVec
+	epoch      prometheus.Gauge
+	writes     *prometheus.CounterVec
+	forwarded  *prometheus.CounterVec
+	retries    *prometheus.CounterVec
+	snapshots  *prometheus.CounterVec
+	stepDowns  prometheus.Counter
+	replicaLag *prometheus.Desc
+	replicaUp  *prometheus.Desc
+	matchIndex *prometheus.Desc
+	stats      func() []replicaStat
+}
+
+type replicaStat struct {
+	addr       string
+	lag, match uint64
+	up         bool
+}
+
+func newMetrics(keys, lastIndex func() float64, stats func() []replicaStat) *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "zkv_http_requests_total", Help: "HTTP requests served, by route, method and status code.",
+		}, []string{"route", "method", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "zkv_http_request_duration_seconds", Help: "HTTP request latency, by route, method and status code.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"route", "method", "code"}),
+		role: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "zkv_role", Help: "1 for this server's current role (leader, follower, candidate), 0 for the others.",
+		}, []string{"role"}),
+		epoch: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "zkv_epoch", Help: "The election epoch this server knows (the leader znode's czxid).",
+		}),
+		writes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "zkv_writes_total", Help: "Writes this server handled as leader, by operation and outcome.",
+		}, []string{"op", "outcome"}),
+		forwarded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "zkv_writes_forwarded_total", Help: "Requests this follower forwarded to the leader, by outcome (status code or error).",
+		}, []string{"outcome"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "zkv_replication_retries_total", Help: "Retried replication requests, by replica.",
+		}, []string{"replica"}),
+		snapshots: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "zkv_replication_snapshots_total", Help: "Snapshots installed on replicas, by replica.",
+		}, []string{"replica"}),
+		stepDowns: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "zkv_step_downs_total", Help: "Times this server stopped leading.",
+		}),
+		replicaLag: prometheus.NewDesc("zkv_replication_lag",
+			"Entries the leader holds that the replica has not acknowledged.", []string{"replica"}, nil),
+		replicaUp: prometheus.NewDesc("zkv_replication_replica_up",
+			"1 if the replica answered the leader's last request.", []string{"replica"}, nil),
+		matchIndex: prometheus.NewDesc("zkv_replication_match_index",
+			"The highest index the replica acknowledged.", []string{"replica"}, nil),
+		stats: stats,
+	}
+	m.reg.MustRegister(m.requests, m.latency, m.role, m.epoch, m.writes, m.forwarded, m.retries,
+		m.snapshots, m.stepDowns, m,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "zkv_keys", Help: "Live keys in this server's store."}, keys),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "zkv_last_index", Help: "Index of the last write in this server's store."}, lastIndex),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	m.setRole("candidate")
+	return m
+}
+
+func (m *metrics) setRole(role string) {
+	for _, r := range []string{"leader", "follower", "candidate"} {
+		v := 0.0
+		if r == role {
+			v = 1
+		}
+		m.role.WithLabelValues(r).Set(v)
+	}
+}
+
+func (m *metrics) observeRequest(route, method string, code int, d time.Duration) {
+	c := strconv.Itoa(code)
+	m.requests.WithLabelValues(route, method, c).Inc()
+	m.latency.WithLabelValues(route, method, c).Observe(d.Seconds())
+}
+
+// Describe and Collect export the current Fanout's per-replica state at scrape time.
+func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
+	ch <- m.replicaLag
+	ch <- m.replicaUp
+	ch <- m.matchIndex
+}
+
+func (m *metrics) Collect(ch chan<- prometheus.Metric) {
+	for _, s := range m.stats() {
+		up := 0.0
+		if s.up {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(m.replicaLag, prometheus.GaugeValue, float64(s.lag), s.addr)
+		ch <- prometheus.MustNewConstMetric(m.replicaUp, prometheus.GaugeValue, up, s.addr)
+		ch <- prometheus.MustNewConstMetric(m.matchIndex, prometheus.GaugeValue, float64(s.match), s.addr)
+	}
+}
+
+// OnRetry, OnAck and OnSnapshot make metrics a replication.Observer.
+func (m *metrics) OnRetry(replica string)    { m.retries.WithLabelValues(replica).Inc() }
+func (m *metrics) OnAck(string, uint64)      {}
+func (m *metrics) OnSnapshot(replica string) { m.snapshots.WithLabelValues(replica).Inc() }

@@ -1,0 +1,107 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+
+	"github.com/zkv-dev/zkv/election"
+	"github.com/zkv-dev/zkv/kvstore"
+)
+
+// digestUser is the ZooKeeper digest identity the servers share when a cluster token is
+// set; the token is its password.
+const digestUser = "zkv"
+
+// Open wires a Server to the real parts: it listens on Host:Port (unless cfg.Listener is
+// set), dials the ZooKeeper ensemble cfg.ZooKeeper, creates the election candidate (ID,
+// Address and Meta published in its znode; digest ACLs when a cluster token is set) and an
+// empty kvstore. ctx bounds the dial (with a token it waits for authentication).
+func Open(ctx context.Context, cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if len(cfg.ZooKeeper) == 0 {
+		return nil, fmt.Errorf("%w: no ZooKeeper servers", ErrInvalidConfig)
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = discardLogger()
+	}
+	if cfg.Listener == nil {
+		ln, err := net.Listen("tcp", net.JoinHostPort(withDefault(cfg.Host, DefaultHost), strconv.Itoa(cfg.Port)))
+		if err != nil {
+			return nil, fmt.Errorf("server: listen: %w", err)
+		}
+		cfg.Listener = ln
+		if cfg.Address == "" && cfg.Port == 0 {
+			cfg.Address = ln.Addr().String()
+		}
+	}
+	full := cfg.withDefaults()
+	fail := func(err error) (*Server, error) {
+		_ = cfg.Listener.Close()
+		return nil, err
+	}
+
+	opts := []election.DialOption{election.WithLogger(logger.With("component", "zk"))}
+	if cfg.ClusterToken != "" {
+		opts = append(opts, election.WithDigestAuth(digestUser, cfg.ClusterToken))
+	} else {
+		logger.Warn("no -cluster_token: internal routes are open to anyone who can reach this port and znodes are world-writable")
+	}
+	sess, err := election.DialContext(ctx, cfg.ZooKeeper, full.SessionTimeout, opts...)
+	if err != nil {
+		return fail(fmt.Errorf("server: %w", err))
+	}
+	ecfg := election.Config{
+		Conn:    sess.Conn,
+		Events:  sess.Events,
+		ID:      full.ID,
+		Address: full.Address,
+		Meta:    map[string]string{"api": "v1", "ack": full.Ack},
+		Logger:  logger.With("component", "election"),
+	}
+	if cfg.ClusterToken != "" {
+		ecfg.ACL = election.DigestACL(digestUser, cfg.ClusterToken)
+	}
+	cand, err := election.New(ecfg)
+	if err != nil {
+		sess.Close()
+		return fail(err)
+	}
+	st, err := kvstore.New(kvstore.Config{})
+	if err != nil {
+		_ = cand.Close()
+		sess.Close()
+		return fail(err)
+	}
+	s, err := New(cfg, Deps{Elector: &zkElector{Candidate: cand, sess: sess}, Store: st})
+	if err != nil {
+		_ = cand.Close()
+		sess.Close()
+		return fail(err)
+	}
+	return s, nil
+}
+
+// zkElector is a Candidate that also owns its session: Close closes the candidate first
+// (deleting its node), then the session.
+type zkElector struct {
+	*election.Candidate
+	sess *election.Session
+}
+
+func (z *zkElector) Close() error {
+	err := z.Candidate.Close()
+	z.sess.Close()
+	return err
+}
+
+func withDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}

@@ -1,0 +1,517 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/zkv-dev/zkv/election"
+	"github.com/zkv-dev/zkv/kvstore"
+	"github.com/zkv-dev/zkv/replication"
+)
+
+// Headers every answer carries, and the one a forwarded request carries.
+const (
+	HeaderLeader    = "X-Zkv-Leader"
+	HeaderEpoch     = "X-Zkv-Epoch"
+	HeaderForwarded = "X-Zkv-Forwarded"
+)
+
+// Server is one zkv server: the REST API over a store, a role driven by the election's
+// view, the leader's fan-out and the replica's apply side. Create it with New (or Open),
+// then Run it, or Start it and later Shutdown.
+type Server struct {
+	cfg      Config
+	ack      replication.AckMode
+	logger   *slog.Logger
+	elector  Elector
+	store    Store
+	newRepl  ReplicatorFactory
+	log      *replication.Log
+	follower *replication.Follower
+	echo     *echo.Echo
+	metrics  *metrics
+	fwd      *http.Client
+	fwdTr    *http.Transport
+
+	// writeMu serialises the leader's writes and the role changes: a write sees one
+	// leadership from its check to its Enqueue.
+	writeMu  sync.Mutex
+	lead     *leadership // nil unless leading; written under writeMu
+	draining bool        // under writeMu: no new leader writes
+	inflight sync.WaitGroup
+
+	leadPtr atomic.Pointer[leadership] // lead, for readers outside writeMu (metrics)
+	synced  atomic.Bool                // the -sync_on_join copy is done (or not wanted)
+	syncing atomic.Bool
+	members atomic.Pointer[[]election.Member] // last members read, for /v1/status fallback
+	refresh chan struct{}                     // buffer 1: ask the loop to re-read the election
+
+	ctx    context.Context // the server's lifetime; cancelled by Shutdown
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // every goroutine the server starts
+
+	startOnce    sync.Once
+	started      atomic.Bool
+	listener     net.Listener
+	httpSrv      *http.Server
+	stopped      chan struct{} // closed when Shutdown begins
+	serveErr     chan error    // buffer 1
+	shutdownOnce sync.Once
+	shutdownErr  error
+}
+
+// leadership is one term as leader: its epoch and its fan-out.
+type leadership struct {
+	epoch int64
+	repl  Replicator
+	since time.Time
+}
+
+// New validates cfg and returns a Server composing deps. Nothing runs until Start or Run;
+// Shutdown closes deps.Elector.
+func New(cfg Config, deps Deps) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	if deps.Elector == nil {
+		return nil, fmt.Errorf("%w: Deps.Elector is required", ErrInvalidConfig)
+	}
+	if cfg.Address == "" {
+		return nil, fmt.Errorf("%w: no address: set Address, Port or Listener", ErrInvalidConfig)
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = discardLogger()
+	}
+	store := deps.Store
+	if store == nil {
+		st, err := kvstore.New(kvstore.Config{})
+		if err != nil {
+			return nil, err
+		}
+		store = st
+	}
+	newRepl := deps.NewReplicator
+	if newRepl == nil {
+		newRepl = NewFanout
+	}
+	rlog, err := replication.NewLog(replication.LogConfig{})
+	if err != nil {
+		return nil, err
+	}
+	idx, ep := store.Last()
+	rlog.Reset(idx, ep)
+
+	s := &Server{
+		cfg:      cfg,
+		ack:      cfg.ackMode(),
+		logger:   logger,
+		elector:  deps.Elector,
+		store:    store,
+		newRepl:  newRepl,
+		log:      rlog,
+		refresh:  make(chan struct{}, 1),
+		stopped:  make(chan struct{}),
+		serveErr: make(chan error, 1),
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.synced.Store(!cfg.SyncOnJoin)
+	s.follower, err = replication.NewFollower(replication.FollowerConfig{
+		Store:       store,
+		Log:         rlog,
+		Fresh:       !cfg.SyncOnJoin,
+		CheckLeader: s.checkSender,
+		Logger:      logger.With("component", "follower"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.fwdTr = &http.Transport{
+		Proxy:               nil, // server-to-server traffic never goes through a proxy
+		DialContext:         (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        64,
+		MaxIdleConnsPerHost: 16,
+		IdleConnTimeout:     60 * time.Second,
+	}
+	s.fwd = &http.Client{Transport: s.fwdTr, Timeout: cfg.WriteTimeout + 2*time.Second}
+	s.metrics = newMetrics(
+		func() float64 { return float64(s.store.Len()) },
+		func() float64 { i, _ := s.store.Last(); return float64(i) },
+		s.replicaStats,
+	)
+	s.echo = s.routes()
+	return s, nil
+}
+
+// Handler returns the server's HTTP handler (public and internal routes), e.g. for
+// httptest. The role loop runs only after Start.
+func (s *Server) Handler() http.Handler { return s.echo }
+
+// Address is the address this server publishes.
+func (s *Server) Address() string { return s.cfg.Address }
+
+// ID is this server's name in the cluster.
+func (s *Server) ID() string { return s.cfg.ID }
+
+// Start listens (on Config.Listener, or Host:Port), serves HTTP in the background, joins
+// the election and follows its view. It returns once the listener is open; ctx bounds
+// nothing after that. Use Shutdown to stop.
+func (s *Server) Start(ctx context.Context) error {
+	err := ErrStarted
+	s.startOnce.Do(func() { err = s.start(ctx) })
+	return err
+}
+
+func (s *Server) start(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	ln := s.cfg.Listener
+	if ln == nil {
+		var err error
+		ln, err = net.Listen("tcp", net.JoinHostPort(s.cfg.Host, fmt.Sprint(s.cfg.Port)))
+		if err != nil {
+			return fmt.Errorf("server: listen: %w", err)
+		}
+	}
+	s.listener = ln
+	s.httpSrv = &http.Server{
+		Handler:           s.echo,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       90 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
+	}
+	s.started.Store(true)
+	s.goFunc(func() {
+		if err := s.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.serveErr <- fmt.Errorf("server: serve: %w", err)
+		}
+	})
+	s.startRole()
+	s.logger.Info("serving", "id", s.cfg.ID, "address", s.cfg.Address, "listen", ln.Addr().String())
+	return nil
+}
+
+// startRole joins the election and starts following its view. Join may wait for a
+// ZooKeeper session, so it runs beside the loop.
+func (s *Server) startRole() {
+	views := s.elector.Observe(s.ctx)
+	s.goFunc(func() { s.loop(views) })
+	s.goFunc(func() {
+		if err := s.elector.Join(s.ctx); err != nil && s.ctx.Err() == nil {
+			s.logger.Error("join the election", "error", err)
+		}
+	})
+}
+
+// Run starts the server and serves until ctx ends, then shuts down gracefully within
+// Config.ShutdownTimeout. It returns nil after a clean stop.
+func (s *Server) Run(ctx context.Context) error {
+	if err := s.Start(ctx); err != nil {
+		return err
+	}
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case <-s.stopped:
+	case serveErr = <-s.serveErr:
+		s.logger.Error("serving stopped", "error", serveErr)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	return errors.Join(serveErr, s.Shutdown(sctx))
+}
+
+// Shutdown stops the server gracefully: new leader writes are refused, those in flight
+// get their acknowledgements, the server leaves the election (a leader resigns first, so
+// a successor takes over at once), in-flight HTTP requests finish, then everything is
+// closed. ctx bounds the waits. Idempotent: later calls return the first one's result.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.shutdownOnce.Do(func() { s.shutdownErr = s.shutdown(ctx) })
+	return s.shutdownErr
+}
+
+func (s *Server) shutdown(ctx context.Context) error {
+	close(s.stopped)
+	s.writeMu.Lock()
+	s.draining = true
+	wasLeader := s.lead != nil
+	s.writeMu.Unlock()
+	s.logger.Info("shutting down", "leader", wasLeader)
+
+	var errs []error
+	done := make(chan struct{})
+	go func() { s.inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("server: wait for in-flight writes: %w", ctx.Err()))
+	}
+
+	if s.started.Load() {
+		if err := s.elector.Resign(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("server: resign: %w", err))
+		} else if wasLeader {
+			s.logger.Info("resigned leadership")
+		}
+		if err := s.httpSrv.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("server: http shutdown: %w", err))
+			_ = s.httpSrv.Close()
+		}
+	}
+	s.cancel()
+	s.wg.Wait()
+	s.writeMu.Lock()
+	ld := s.lead
+	s.lead = nil
+	s.leadPtr.Store(nil)
+	s.writeMu.Unlock()
+	if ld != nil {
+		_ = ld.repl.Close()
+	}
+	s.fwdTr.CloseIdleConnections()
+	if err := s.elector.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("server: close election: %w", err))
+	}
+	s.logger.Info("stopped")
+	return errors.Join(errs...)
+}
+
+func (s *Server) goFunc(f func()) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		f()
+	}()
+}
+
+// loop follows the election's view and drives the role: it creates and closes the
+// fan-out, keeps its replica set current, steps down when fenced and syncs on join.
+func (s *Server) loop(views <-chan election.View) {
+	tick := time.NewTicker(s.cfg.MemberRefresh)
+	defer tick.Stop()
+	var last election.View
+	for {
+		var deposed <-chan struct{}
+		if ld := s.leadPtr.Load(); ld != nil {
+			deposed = ld.repl.Deposed()
+		}
+		select {
+		case <-s.ctx.Done():
+			return
+		case v, ok := <-views:
+			if !ok {
+				return
+			}
+			s.onView(last, v)
+			last = v
+		case <-tick.C:
+			v := s.elector.View()
+			s.onView(last, v)
+			last = v
+		case <-deposed:
+			s.stepDown("a replica has seen a newer epoch")
+		case <-s.refresh:
+			if r, ok := s.elector.(refresher); ok {
+				ctx, cancel := context.WithTimeout(s.ctx, s.cfg.WriteTimeout)
+				if err := r.Refresh(ctx); err != nil && s.ctx.Err() == nil {
+					s.logger.Debug("refresh the election", "error", err)
+				}
+				cancel()
+			}
+		}
+	}
+}
+
+// onView applies a view: fence, role, replica set, sync.
+func (s *Server) onView(prev, v election.View) {
+	s.follower.ObserveEpoch(v.Epoch)
+	s.metrics.epoch.Set(float64(v.Epoch))
+	s.metrics.setRole(roleOf(v))
+	if prev.Connected != v.Connected {
+		if v.Connected {
+			s.logger.Info("zookeeper session in good standing", "node", v.Self.Node)
+		} else {
+			s.logger.Warn("zookeeper session lost or in doubt: candidate")
+		}
+	}
+	if prev.Leader.Node != v.Leader.Node || prev.Epoch != v.Epoch {
+		switch {
+		case v.Leader.Address == "":
+			s.logger.Info("no leader known", "epoch", v.Epoch)
+		case !v.IsLeader:
+			s.logger.Info("following leader", "leader", v.Leader.ID, "leader_address", v.Leader.Address, "epoch", v.Epoch)
+		}
+	}
+	if v.IsLeader && v.Connected {
+		if ld := s.leadPtr.Load(); ld == nil || ld.epoch != v.Epoch {
+			s.becomeLeader(v.Epoch)
+		}
+		s.refreshReplicas()
+		if !s.synced.Load() {
+			s.synced.Store(true) // the leader's store is the one to copy: nothing to fetch
+		}
+	} else if s.leadPtr.Load() != nil {
+		s.endLeadership("lost leadership")
+	}
+	if !s.synced.Load() && v.Leader.Address != "" && !v.IsLeader && !s.syncing.Swap(true) {
+		s.goFunc(func() {
+			defer s.syncing.Store(false)
+			s.syncOnJoin(v)
+		})
+	}
+}
+
+func roleOf(v election.View) string {
+	switch {
+	case !v.Connected:
+		return "candidate"
+	case v.IsLeader:
+		return "leader"
+	}
+	return "follower"
+}
+
+// becomeLeader starts a leadership for epoch with a new fan-out.
+func (s *Server) becomeLeader(epoch int64) {
+	rc := s.cfg.Replication
+	rc.Self = s.cfg.Address
+	rc.Epoch = epoch
+	rc.Log = s.log
+	rc.Snapshot = s.store.Snapshot
+	rc.Token = s.cfg.ClusterToken
+	rc.Observer = s.metrics
+	rc.Logger = s.logger
+	repl, err := s.newRepl(rc)
+	if err != nil {
+		s.logger.Error("cannot lead: fan-out", "epoch", epoch, "error", err)
+		return
+	}
+	ld := &leadership{epoch: epoch, repl: repl, since: time.Now()}
+	s.writeMu.Lock()
+	if s.draining {
+		s.writeMu.Unlock()
+		_ = repl.Close()
+		return
+	}
+	old := s.lead
+	s.lead = ld
+	s.leadPtr.Store(ld)
+	s.writeMu.Unlock()
+	if old != nil {
+		_ = old.repl.Close()
+	}
+	idx, _ := s.store.Last()
+	s.logger.Info("elected leader", "id", s.cfg.ID, "epoch", epoch, "last_index", idx, "ack", s.cfg.Ack)
+}
+
+// endLeadership closes the current fan-out; writes waiting on it answer 503.
+func (s *Server) endLeadership(why string) {
+	s.writeMu.Lock()
+	ld := s.lead
+	s.lead = nil
+	s.leadPtr.Store(nil)
+	s.writeMu.Unlock()
+	if ld == nil {
+		return
+	}
+	s.metrics.stepDowns.Inc()
+	s.logger.Warn("stepped down", "reason", why, "epoch", ld.epoch, "led_for", time.Since(ld.since).Round(time.Millisecond))
+	_ = ld.repl.Close()
+}
+
+// stepDown ends a fenced leadership and leaves and rejoins the election, so a newer
+// leader is not contested by a stale node of ours.
+func (s *Server) stepDown(why string) {
+	s.endLeadership(why)
+	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.SessionTimeout+s.cfg.WriteTimeout)
+	defer cancel()
+	if err := s.elector.Resign(ctx); err != nil && s.ctx.Err() == nil {
+		s.logger.Warn("resign after fencing", "error", err)
+	}
+	if s.ctx.Err() != nil {
+		return
+	}
+	if err := s.elector.Join(ctx); err != nil && s.ctx.Err() == nil {
+		s.logger.Error("rejoin after fencing", "error", err)
+		return
+	}
+	s.logger.Info("rejoined the election after stepping down")
+}
+
+// refreshReplicas points the fan-out at every other member.
+func (s *Server) refreshReplicas() {
+	ld := s.leadPtr.Load()
+	if ld == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.WriteTimeout)
+	defer cancel()
+	ms, err := s.elector.Members(ctx)
+	if err != nil {
+		if s.ctx.Err() == nil {
+			s.logger.Warn("list members", "error", err)
+		}
+		return
+	}
+	prev := s.members.Swap(&ms)
+	addrs := make([]string, 0, len(ms))
+	for _, m := range ms {
+		if m.Address != "" && m.Address != s.cfg.Address {
+			addrs = append(addrs, m.Address)
+		}
+	}
+	if prev == nil || !sameMembers(*prev, ms) {
+		s.logger.Info("replicas", "epoch", ld.epoch, "replicas", addrs)
+	}
+	ld.repl.SetReplicas(addrs)
+}
+
+func sameMembers(a, b []election.Member) bool {
+	return slices.EqualFunc(a, b, func(x, y election.Member) bool { return x.Node == y.Node && x.Address == y.Address })
+}
+
+// requestRefresh asks the loop to re-read the election; never blocks.
+func (s *Server) requestRefresh() {
+	select {
+	case s.refresh <- struct{}{}:
+	default:
+	}
+}
+
+// checkSender is the Follower's CheckLeader: an append or snapshot is taken only from the
+// leader this server's view names, for that epoch.
+func (s *Server) checkSender(leader string, epoch int64) error {
+	v := s.elector.View()
+	if v.Leader.Address != "" && v.Leader.Address == leader && v.Epoch == epoch && !v.IsLeader {
+		return nil
+	}
+	if epoch > v.Epoch || v.Leader.Address == "" {
+		s.requestRefresh() // a newer leader this view has not heard of yet
+	}
+	return fmt.Errorf("%w: %s in epoch %d; this server's view: leader %q in epoch %d",
+		replication.ErrNotLeader, leader, epoch, v.Leader.Address, v.Epoch)
+}
+
+func (s *Server) replicaStats() []replicaStat {
+	ld := s.leadPtr.Load()
+	if ld == nil {
+		return nil
+	}
+	st := ld.repl.Stats()
+	out := make([]replicaStat, len(st))
+	for i, r := range st {
+		out[i] = replicaStat{addr: r.Addr, lag: r.Lag, match: r.MatchIndex, up: r.Up}
+	}
+	return out
+}
