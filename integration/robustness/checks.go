@@ -197,7 +197,7 @@ func Regressions(ops []Op) []Violation {
 	}
 	reads := map[sk][]Op{}
 	for _, op := range ops {
-		if op.Kind == LocalGet && op.Outcome == OK {
+		if op.Kind == LocalGet && op.Outcome == OK && op.Gen >= 0 {
 			reads[sk{op.Server, op.Key}] = append(reads[sk{op.Server, op.Key}], op)
 		}
 	}
@@ -216,7 +216,7 @@ func Regressions(ops []Op) []Violation {
 		byCall := reads[g] // ops come sorted by call
 		byReturn := append([]Op(nil), byCall...)
 		sort.Slice(byReturn, func(i, j int) bool { return byReturn[i].Return < byReturn[j].Return })
-		var maxAny Op         // highest found version returned so far, any process
+		var maxAny Op          // highest found version returned so far, any process
 		maxGen := map[int]Op{} // highest found version per process
 		j := 0
 		for _, r := range byCall {
