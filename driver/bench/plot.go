@@ -49,8 +49,10 @@ func lineChart(dir, base, title, xLabel, yLabel string, logX, logY bool, ss []se
 	p.Title.Text = title
 	p.X.Label.Text = xLabel
 	p.Y.Label.Text = yLabel
-	p.Legend.Top = true
-	p.Legend.Left = !logX
+	cdf := isCDF(drawn[0].Points)
+	// A CDF leaves its lower right empty; throughput lines get headroom above for the legend.
+	p.Legend.Top = !cdf
+	p.Legend.Left = false
 	if logX {
 		p.X.Scale = plot.LogScale{}
 		p.X.Tick.Marker = plot.LogTicks{Prec: -1}
@@ -87,6 +89,9 @@ func lineChart(dir, base, title, xLabel, yLabel string, logX, logY bool, ss []se
 				p.Add(sc)
 			}
 		}
+	}
+	if !cdf && logY {
+		p.Y.Max *= math.Pow(10, 0.25*float64(len(drawn))) // roughly one legend row per quarter decade
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
