@@ -2,25 +2,23 @@ package bench
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"net/http"
 	"os"
-	"strings"
-	"syscall"
 	"time"
+
+	"github.com/zkv-dev/zkv/driver/cluster"
 )
 
 // zkvNode is one zkv server process of a benchmark cluster.
 type zkvNode interface {
 	Addr() string
 	Signal(sig os.Signal) error
-	Restart(ctx context.Context) error
+	Restart(ctx context.Context) error // after the current process exited (killed if not within 10s)
 	Running() bool
-	PID() int // 0 when unknown
+	PID() int // 0 when not running
 }
 
-// zkvCluster is the benchmark's view of a running zkv cluster.
+// zkvCluster is the benchmark's view of a running zkv cluster: the part of driver/cluster it
+// uses, so the measuring code can be tried on fakes.
 type zkvCluster interface {
 	Nodes() []zkvNode
 	Close() error
@@ -34,123 +32,42 @@ type zkvClusterOptions struct {
 	Args      []string // extra flags for every server
 }
 
-// startZkvCluster starts the servers and returns once each answers /healthz.
+// startZkvCluster starts the servers with driver/cluster and returns once each answers /healthz.
 func startZkvCluster(ctx context.Context, o zkvClusterOptions) (zkvCluster, error) {
-	return startZkvProcs(ctx, o)
-}
-
-// zkvProcs spawns bin/server processes itself.
-type zkvProcs struct {
-	o     zkvClusterOptions
-	nodes []*zkvProc
-}
-
-type zkvProc struct {
-	c    *zkvProcs
-	i    int
-	addr string
-	args []string
-	p    *proc
-	runs int
-}
-
-func startZkvProcs(ctx context.Context, o zkvClusterOptions) (*zkvProcs, error) {
-	if o.Servers == 0 {
-		o.Servers = 3
-	}
-	if _, err := os.Stat(o.Binary); err != nil {
-		return nil, fmt.Errorf("bench: zkv server binary: %w (run make build)", err)
-	}
-	ports, err := freePorts(o.Servers)
+	c, err := cluster.Start(ctx, cluster.Options{
+		Binary: o.Binary, Servers: o.Servers, ZooKeeper: o.ZooKeeper, LogDir: o.LogDir, Args: o.Args,
+	})
 	if err != nil {
 		return nil, err
 	}
-	c := &zkvProcs{o: o}
-	for i, port := range ports {
-		args := append([]string{"-host", "127.0.0.1", "-port", fmt.Sprint(port),
-			"-zookeeper", strings.Join(o.ZooKeeper, ","), "-id", fmt.Sprintf("server-%d", i+1)}, o.Args...)
-		n := &zkvProc{c: c, i: i, addr: hostPort(port), args: args}
-		c.nodes = append(c.nodes, n)
-		if err := n.start(); err != nil {
-			c.Close()
-			return nil, err
-		}
-	}
-	for _, n := range c.nodes {
-		if err := n.waitHealthy(ctx); err != nil {
-			c.Close()
-			return nil, err
-		}
-	}
-	return c, nil
+	return clusterAdapter{c}, nil
 }
 
-func (c *zkvProcs) Nodes() []zkvNode {
-	out := make([]zkvNode, len(c.nodes))
-	for i, n := range c.nodes {
-		out[i] = n
+type clusterAdapter struct{ c *cluster.Cluster }
+
+func (a clusterAdapter) Close() error { return a.c.Close() }
+
+func (a clusterAdapter) Nodes() []zkvNode {
+	var out []zkvNode
+	for _, n := range a.c.Nodes() {
+		out = append(out, nodeAdapter{n})
 	}
 	return out
 }
 
-func (c *zkvProcs) Close() error {
-	for _, n := range c.nodes {
-		if n.p != nil {
-			n.p.stop(5 * time.Second)
-		}
-	}
-	return nil
-}
+type nodeAdapter struct{ n *cluster.Node }
 
-func (n *zkvProc) start() error {
-	n.runs++
-	p, err := startProc(fmt.Sprintf("server-%d.%d", n.i+1, n.runs), n.c.o.LogDir, n.c.o.Binary, n.args...)
-	if err != nil {
-		return err
-	}
-	n.p = p
-	return nil
-}
+func (a nodeAdapter) Addr() string               { return a.n.Addr() }
+func (a nodeAdapter) Signal(sig os.Signal) error { return a.n.Signal(sig) }
+func (a nodeAdapter) Running() bool              { return a.n.Running() }
+func (a nodeAdapter) PID() int                   { return a.n.Pid() }
 
-func (n *zkvProc) waitHealthy(ctx context.Context) error {
-	hc := &http.Client{Timeout: time.Second}
-	return waitFor(ctx, 30*time.Second, "zkv "+n.addr+" healthy", func(ctx context.Context) error {
-		return do(ctx, hc, http.MethodGet, "http://"+n.addr+"/healthz", nil)
-	}, n.p)
-}
-
-func (n *zkvProc) Addr() string { return n.addr }
-
-func (n *zkvProc) PID() int {
-	if n.p == nil {
-		return 0
-	}
-	return n.p.pid()
-}
-
-func (n *zkvProc) Running() bool { return n.p != nil && !n.p.exited() }
-
-func (n *zkvProc) Signal(sig os.Signal) error {
-	if !n.Running() {
-		return errors.New("bench: server not running")
-	}
-	return n.p.cmd.Process.Signal(sig)
-}
-
-// Restart starts the server again with the same address and flags, after the old process
-// exited (it is killed if it has not within 10s).
-func (n *zkvProc) Restart(ctx context.Context) error {
-	if n.p != nil {
-		select {
-		case <-n.p.done:
-		case <-time.After(10 * time.Second):
-			_ = n.p.cmd.Process.Signal(syscall.SIGKILL)
-			<-n.p.done
-		}
-		n.p.stop(0)
-	}
-	if err := n.start(); err != nil {
-		return err
-	}
-	return n.waitHealthy(ctx)
+// Restart lets a server that was sent SIGTERM finish its graceful exit before starting it
+// again (cluster's Restart kills a running process at once).
+func (a nodeAdapter) Restart(ctx context.Context) error {
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	// The error says how it exited, or that it still runs after 10s: Restart kills it then.
+	_ = a.n.Wait(wctx)
+	return a.n.Restart(ctx)
 }
