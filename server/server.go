@@ -340,7 +340,7 @@ func (s *Server) onView(prev, v election.View) {
 	s.metrics.setRole(roleOf(v))
 	if prev.Connected != v.Connected {
 		if v.Connected {
-			s.logger.Info("zookeeper session in good standing", "node", v.Self.Node)
+			s.logger.Info("zookeeper session in good standing", "znode", v.Self.Node)
 		} else {
 			s.logger.Warn("zookeeper session lost or in doubt: candidate")
 		}
