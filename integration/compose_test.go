@@ -346,21 +346,24 @@ func (d *composeDeployment) scenarios(ctx context.Context, t *testing.T) {
 		t.Fatalf("leader %q is none of the servers %v", leader, d.servers)
 	}
 	t.Logf("scenario 1: leader %s (%s)", leader, leaderService)
+	d.waitReplicating(ctx, t, leader, d.services())
 	follower := d.servers[d.others(leaderService)[0]]
 	d.put(ctx, t, follower, before, "v1")
 	for _, s := range d.services() {
 		d.waitValue(ctx, t, d.servers[s], before, "v1")
 	}
 
-	// Scenario 2: stop the leader's container; the other two agree on a new leader that takes
-	// writes. docker stop sends SIGTERM, so the leader resigns and the successor is quick.
-	d.compose(ctx, t, "stop", "--timeout", "10", leaderService)
+	// Scenario 2: crash the leader (SIGKILL, so no resignation: its ZooKeeper session has to
+	// expire); the other two agree on a new leader that takes writes. docker kill is a manual
+	// stop, so the restart policy leaves the container down.
+	killed := time.Now()
+	d.compose(ctx, t, "kill", "-s", "SIGKILL", leaderService)
 	rest := d.others(leaderService)
 	newLeader := d.agreedLeader(ctx, t, rest)
 	if newLeader == leader {
-		t.Fatalf("scenario 2: the stopped server %s is still the leader", leader)
+		t.Fatalf("scenario 2: the killed server %s is still the leader", leader)
 	}
-	t.Logf("scenario 2: new leader %s", newLeader)
+	t.Logf("scenario 2: new leader %s, %v after the kill", newLeader, time.Since(killed).Round(time.Millisecond))
 	d.put(ctx, t, d.servers[rest[0]], after, "v2")
 	for _, s := range rest {
 		d.waitValue(ctx, t, d.servers[s], after, "v2")
@@ -385,12 +388,21 @@ func (d *composeDeployment) scenarios(ctx context.Context, t *testing.T) {
 		}
 	}
 	t.Logf("scenario 3: the restarted ex-leader serves the stale view (%s and %s absent)", before, after)
-	// It must also be a member before a write counts it as a replica.
-	d.waitMembers(ctx, t, d.servers[rest[0]], 3)
+	d.waitReplicating(ctx, t, newLeader, d.services())
 	d.put(ctx, t, ex, rejoined, "v3")
 	for _, s := range d.services() {
 		d.waitValue(ctx, t, d.servers[s], rejoined, "v3")
 	}
+
+	// Last, a graceful handover: docker stop sends SIGTERM, the leader resigns (deletes its
+	// znode) and a successor leads well before any session could expire.
+	stopped := time.Now()
+	newService, _ := d.serviceOf(newLeader)
+	d.compose(ctx, t, "stop", "--timeout", "10", newService)
+	if got := d.agreedLeader(ctx, t, d.others(newService)); got == newLeader {
+		t.Fatalf("graceful stop: the stopped server %s is still the leader", newLeader)
+	}
+	t.Logf("graceful stop of %s: a new leader %v after the stop began", newService, time.Since(stopped).Round(time.Millisecond))
 }
 
 // others returns the server services other than service, in name order.
@@ -456,21 +468,50 @@ func (d *composeDeployment) agreedLeader(ctx context.Context, t *testing.T, serv
 	return leader
 }
 
-func (d *composeDeployment) waitMembers(ctx context.Context, t *testing.T, addr string, n int) {
+// waitReplicating waits until the leader replicates to every one of services. A server that has
+// just registered is a member at once, but the leader adds it to its replica set only at its next
+// member refresh, and a fresh replica takes the first write it gets as its base: a write in that
+// window never reaches it. So: write probe keys through the leader until one shows on every server.
+func (d *composeDeployment) waitReplicating(ctx context.Context, t *testing.T, leader string, services []string) {
 	t.Helper()
+	start := time.Now()
+	probes := 0
 	err := poll(ctx, time.Minute, func(ctx context.Context) error {
-		st, err := d.statusOnce(ctx, addr)
+		st, err := d.statusOnce(ctx, leader)
 		if err != nil {
 			return err
 		}
-		if len(st.Members) != n {
-			return fmt.Errorf("%s lists %d members, want %d", addr, len(st.Members), n)
+		if len(st.Members) != len(services) {
+			return fmt.Errorf("leader %s lists %d members, want %d", leader, len(st.Members), len(services))
 		}
-		return nil
+		probes++
+		key := fmt.Sprintf("probe-%d-%d", time.Now().UnixNano(), probes)
+		body, _ := json.Marshal(map[string]string{"value": "p"})
+		code, resp, err := d.do(ctx, http.MethodPut, leader, "/v1/kv/"+key, body)
+		if err != nil {
+			return err
+		}
+		if code != http.StatusOK {
+			return fmt.Errorf("PUT %s: %d %s", key, code, resp)
+		}
+		// ack=all: once the leader answers, every replica it counts has applied the write.
+		return poll(ctx, 2*time.Second, func(ctx context.Context) error {
+			for _, s := range services {
+				kv, err := d.getOnce(ctx, d.servers[s], key)
+				if err != nil {
+					return err
+				}
+				if !kv.Found {
+					return fmt.Errorf("probe %s not on %s yet", key, s)
+				}
+			}
+			return nil
+		})
 	})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("leader %s does not replicate to all of %v: %v", leader, services, err)
 	}
+	t.Logf("leader %s replicates to %v after %v (%d probe writes)", leader, services, time.Since(start).Round(time.Millisecond), probes)
 }
 
 func (d *composeDeployment) status(ctx context.Context, t *testing.T, addr string) composeStatus {
