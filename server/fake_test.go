@@ -247,7 +247,7 @@ func (r *fakeRepl) Enqueue(entries ...kvstore.Entry) {
 
 func (r *fakeRepl) Wait(ctx context.Context, index uint64, mode replication.AckMode) (int, error) {
 	r.mu.Lock()
-	gate, err := r.gate, r.waitErr
+	gate, err, n := r.gate, r.waitErr, len(r.replicas)
 	r.mu.Unlock()
 	if gate != nil {
 		select {
@@ -259,7 +259,7 @@ func (r *fakeRepl) Wait(ctx context.Context, index uint64, mode replication.AckM
 	if err != nil {
 		return 0, err
 	}
-	return len(r.replicas), nil
+	return n, nil
 }
 
 func (r *fakeRepl) Deposed() <-chan struct{} { return r.deposed }

@@ -1,0 +1,99 @@
+package server_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/zkv-dev/zkv/server"
+)
+
+func hasValue(n *node, key, value string) bool {
+	e, ok := n.store.Get(key)
+	return ok && e.Value == value
+}
+
+// TestClusterReplicates runs three real servers (real kvstore, replication and HTTP) on an
+// in-memory election: a write through a follower reaches every replica before its 200
+// (ack all); after the leader stops the next one leads; a restarted server starts empty and
+// sees later writes only; a server with SyncOnJoin copies the leader's store.
+func TestClusterReplicates(t *testing.T) {
+	c := newFakeCluster()
+	a := startNode(t, c, "a")
+	a.waitLeading(t)
+	b := startNode(t, c, "b")
+	cc := startNode(t, c, "c")
+	b.waitRole(t, "follower")
+	cc.waitRole(t, "follower")
+	waitFor(t, "the leader to replicate to b and c", func() bool {
+		body := string(do(t, http.MethodGet, a.url+"/metrics", "", "").body)
+		return containsAll(body, `zkv_replication_replica_up{replica="`+b.addr+`"} 1`,
+			`zkv_replication_replica_up{replica="`+cc.addr+`"} 1`)
+	})
+
+	r := put(t, b.url, "k1", "v1")
+	if r.code != 200 || r.json(t)["leader"] != a.addr {
+		t.Fatalf("PUT through follower b: %d %s", r.code, r.body)
+	}
+	for _, n := range []*node{a, b, cc} {
+		if !hasValue(n, "k1", "v1") {
+			t.Errorf("%s lacks k1 after an ack-all 200", n.s.ID())
+		}
+	}
+	if r := do(t, http.MethodGet, cc.url+"/v1/kv/k1", "", ""); r.json(t)["value"] != "v1" {
+		t.Errorf("GET from c: %s", r.body)
+	}
+
+	// The leader stops: b is next in line.
+	a.stop(t)
+	b.waitLeading(t)
+	if r := put(t, cc.url, "k2", "v2"); r.code != 200 || r.json(t)["leader"] != b.addr {
+		t.Fatalf("PUT through c after failover: %d %s", r.code, r.body)
+	}
+	for _, n := range []*node{b, cc} {
+		if !hasValue(n, "k1", "v1") || !hasValue(n, "k2", "v2") {
+			t.Errorf("%s lacks k1 or k2 after failover", n.s.ID())
+		}
+	}
+
+	// A restarted server starts empty and holds only later writes.
+	a2 := startNode(t, c, "a")
+	a2.waitRole(t, "follower")
+	waitFor(t, "the new leader to replicate to a2", func() bool {
+		body := string(do(t, http.MethodGet, b.url+"/metrics", "", "").body)
+		return containsAll(body, `zkv_replication_replica_up{replica="`+a2.addr+`"} 1`)
+	})
+	if r := put(t, a2.url, "k3", "v3"); r.code != 200 {
+		t.Fatalf("PUT through restarted a: %d %s", r.code, r.body)
+	}
+	if !hasValue(a2, "k3", "v3") {
+		t.Error("restarted a lacks k3")
+	}
+	if r := do(t, http.MethodGet, a2.url+"/v1/kv/k1", "", ""); r.json(t)["found"] != false {
+		t.Errorf("restarted a has k1 from before its restart: %s", r.body)
+	}
+	if r := do(t, http.MethodGet, a2.url+"/v1/kv/k1?consistency=leader", "", ""); r.json(t)["value"] != "v1" {
+		t.Errorf("leader read through restarted a: %s", r.body)
+	}
+
+	// With SyncOnJoin a new server copies the leader's store before it is ready.
+	d := startNode(t, c, "d", withConfig(func(cfg *server.Config) { cfg.SyncOnJoin = true }))
+	waitFor(t, "d to be ready", func() bool { return do(t, http.MethodGet, d.url+"/readyz", "", "").code == 200 })
+	for _, kv := range [][2]string{{"k1", "v1"}, {"k2", "v2"}, {"k3", "v3"}} {
+		if !hasValue(d, kv[0], kv[1]) {
+			t.Errorf("d (sync on join) lacks %s", kv[0])
+		}
+	}
+	if b.store.Hash() != d.store.Hash() || b.store.Hash() != cc.store.Hash() {
+		t.Error("stores of b, c and d differ")
+	}
+}
+
+func containsAll(s string, subs ...string) bool {
+	for _, sub := range subs {
+		if !strings.Contains(s, sub) {
+			return false
+		}
+	}
+	return true
+}

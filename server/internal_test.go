@@ -1,0 +1,181 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/zkv-dev/zkv/kvstore"
+	"github.com/zkv-dev/zkv/replication"
+	"github.com/zkv-dev/zkv/server"
+)
+
+func appendBody(t *testing.T, epoch int64, leader string, prev uint64, entries ...kvstore.Entry) string {
+	t.Helper()
+	if entries == nil {
+		entries = []kvstore.Entry{}
+	}
+	b, err := json.Marshal(replication.AppendRequest{Epoch: epoch, Leader: leader, PrevIndex: prev, Entries: entries})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestInternalRoutesToken(t *testing.T) {
+	c := newFakeCluster()
+	stub := newStubLeader(t)
+	le := c.remote("leader", stub.addr())
+	defer le.Close()
+	n := startNode(t, c, "f", withConfig(func(cfg *server.Config) { cfg.ClusterToken = "s3cret" }))
+	n.waitRole(t, "follower")
+	epoch := c.epochNow()
+	body := appendBody(t, epoch, stub.addr(), 0, kvstore.Entry{Key: "k", Value: "v", Version: 1, Index: 1, Epoch: epoch})
+
+	for _, auth := range []string{"", "Bearer wrong", "Bearer s3cret2", "Basic s3cret", "s3cret"} {
+		r := do(t, http.MethodPost, n.url+replication.PathAppend, "application/json", body, "Authorization", auth)
+		if r.code != 401 || r.errCode(t) != server.CodeUnauthorized {
+			t.Errorf("append with Authorization %q: %d %s", auth, r.code, r.body)
+		}
+		if r := do(t, http.MethodGet, n.url+replication.PathSnapshot, "", "", "Authorization", auth); r.code != 401 {
+			t.Errorf("GET snapshot with Authorization %q: %d", auth, r.code)
+		}
+	}
+	if n.store.Len() != 0 {
+		t.Fatal("an unauthorized append was applied")
+	}
+	r := do(t, http.MethodPost, n.url+replication.PathAppend, "application/json", body, "Authorization", "Bearer s3cret")
+	if r.code != 200 {
+		t.Fatalf("authorized append: %d %s", r.code, r.body)
+	}
+	if e, ok := n.store.Get("k"); !ok || e.Value != "v" {
+		t.Fatalf("authorized append not applied: %+v", e)
+	}
+	r = do(t, http.MethodGet, n.url+replication.PathSnapshot, "", "", "Authorization", "Bearer s3cret")
+	var snap kvstore.Snapshot
+	if err := json.Unmarshal(r.body, &snap); err != nil || r.code != 200 || snap.Index != 1 || len(snap.Entries) != 1 {
+		t.Fatalf("GET snapshot: %d %s", r.code, r.body)
+	}
+}
+
+func TestInternalRoutesWithoutToken(t *testing.T) {
+	c := newFakeCluster()
+	stub := newStubLeader(t)
+	le := c.remote("leader", stub.addr())
+	defer le.Close()
+	n := startNode(t, c, "f")
+	n.waitRole(t, "follower")
+	epoch := c.epochNow()
+	body := appendBody(t, epoch, stub.addr(), 0, kvstore.Entry{Key: "k", Value: "v", Version: 1, Index: 1, Epoch: epoch})
+	if r := do(t, http.MethodPost, n.url+replication.PathAppend, "application/json", body); r.code != 200 {
+		t.Fatalf("append: %d %s", r.code, r.body)
+	}
+	if r := do(t, http.MethodPost, n.url+replication.PathAppend, "text/plain", body); r.code != 415 {
+		t.Fatalf("append as text/plain: %d %s", r.code, r.body)
+	}
+	if r := do(t, http.MethodPost, n.url+replication.PathAppend, "application/json", `{"epoch":"x"}`); r.code != 400 {
+		t.Fatalf("malformed append: %d %s", r.code, r.body)
+	}
+}
+
+// TestAppendFencing: an append from an older epoch is refused with 412 and one from a
+// sender that is not this view's leader with 403; neither changes anything.
+func TestAppendFencing(t *testing.T) {
+	c := newFakeCluster()
+	stub := newStubLeader(t)
+	le := c.remote("leader", stub.addr())
+	defer le.Close()
+	n := startNode(t, c, "f")
+	n.waitRole(t, "follower")
+	epoch := c.epochNow()
+	entry := func(i uint64, ep int64) kvstore.Entry {
+		return kvstore.Entry{Key: fmt.Sprint("k", i), Value: "v", Version: 1, Index: i, Epoch: ep}
+	}
+	ok := appendBody(t, epoch, stub.addr(), 0, entry(1, epoch))
+	if r := do(t, http.MethodPost, n.url+replication.PathAppend, "application/json", ok); r.code != 200 {
+		t.Fatalf("append from the leader: %d %s", r.code, r.body)
+	}
+
+	old := appendBody(t, epoch-1, stub.addr(), 1, entry(2, epoch-1))
+	r := do(t, http.MethodPost, n.url+replication.PathAppend, "application/json", old)
+	if r.code != http.StatusPreconditionFailed {
+		t.Fatalf("append from an older epoch: %d %s", r.code, r.body)
+	}
+	var er replication.ErrorResponse
+	if err := json.Unmarshal(r.body, &er); err != nil || er.Error.Code != replication.CodeStaleEpoch || er.Epoch != epoch {
+		t.Fatalf("412 body %s", r.body)
+	}
+
+	impostor := appendBody(t, epoch, "127.0.0.1:1", 1, entry(2, epoch))
+	if r := do(t, http.MethodPost, n.url+replication.PathAppend, "application/json", impostor); r.code != http.StatusForbidden {
+		t.Fatalf("append from a non-leader: %d %s", r.code, r.body)
+	}
+	snapReq, _ := json.Marshal(replication.SnapshotRequest{Epoch: epoch - 1, Leader: stub.addr(),
+		Snapshot: kvstore.Snapshot{Index: 9, Epoch: epoch - 1, Entries: []kvstore.Entry{entry(9, epoch-1)}}})
+	if r := do(t, http.MethodPost, n.url+replication.PathSnapshot, "application/json", string(snapReq)); r.code != http.StatusPreconditionFailed {
+		t.Fatalf("snapshot from an older epoch: %d %s", r.code, r.body)
+	}
+	if idx, _ := n.store.Last(); idx != 1 || n.store.Len() != 1 {
+		t.Fatalf("refused appends changed the store: index %d, %d keys", idx, n.store.Len())
+	}
+}
+
+// TestGracefulShutdown: a leader that is told to stop answers the write in flight, then
+// resigns (a successor leads at once) and stops serving.
+func TestGracefulShutdown(t *testing.T) {
+	c := newFakeCluster()
+	gate := make(chan struct{})
+	repls := &fakeRepls{}
+	n := startNode(t, c, "a", withRepls(repls))
+	n.waitLeading(t)
+	b := c.remote("b", "127.0.0.1:1")
+	defer b.Close()
+	r0 := repls.last()
+	r0.mu.Lock()
+	r0.gate = gate
+	r0.mu.Unlock()
+
+	got := make(chan answer, 1)
+	go func() { got <- put(t, n.url, "k", "v") }()
+	waitFor(t, "the write to be in flight", func() bool {
+		r0.mu.Lock()
+		defer r0.mu.Unlock()
+		return len(r0.entries) == 1
+	})
+	stopped := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		stopped <- n.s.Shutdown(ctx)
+	}()
+	select {
+	case err := <-stopped:
+		t.Fatalf("Shutdown returned with a write in flight: %v", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	if j, rs := n.e.counts(); rs != 0 || j != 1 {
+		t.Fatalf("resigned before the write in flight finished (joins %d, resigns %d)", j, rs)
+	}
+	close(gate)
+	if a := <-got; a.code != 200 {
+		t.Fatalf("in-flight write: %d %s", a.code, a.body)
+	}
+	if err := <-stopped; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if _, rs := n.e.counts(); rs != 1 {
+		t.Fatal("the leader did not resign")
+	}
+	if v := b.View(); !v.IsLeader {
+		t.Fatalf("the successor does not lead: %+v", v)
+	}
+	if _, err := testClient.Get(n.url + "/healthz"); err == nil {
+		t.Fatal("still serving after Shutdown")
+	}
+	if err := n.s.Shutdown(context.Background()); err != nil {
+		t.Fatalf("second Shutdown: %v", err)
+	}
+}
