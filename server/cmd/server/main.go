@@ -129,6 +129,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	if *logFormat != "text" && *logFormat != "json" {
 		return options{}, fmt.Errorf("-log_format %q: want text or json", *logFormat)
 	}
+	if *maxKey < 1 || *maxValue < 1 {
+		return options{}, fmt.Errorf("-max_key_bytes %d and -max_value_bytes %d must be positive", *maxKey, *maxValue)
+	}
 	if *port < 1 || *port > 65535 {
 		return options{}, fmt.Errorf("-port %d out of range", *port)
 	}
