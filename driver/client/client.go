@@ -290,6 +290,16 @@ func (c *Client) Ready(ctx context.Context) error {
 	return err
 }
 
+// Metrics returns the server's GET /metrics (Prometheus text format) as it is.
+func (c *Client) Metrics(ctx context.Context) (string, error) {
+	var raw rawBody
+	_, err := c.do(ctx, http.MethodGet, "/metrics", nil, nil, &raw)
+	return string(raw), err
+}
+
+// rawBody receives an answer undecoded.
+type rawBody []byte
+
 // fill completes kv from the request's key and the answer's headers.
 func (kv *KV) fill(key string, h http.Header) {
 	if kv.Key == "" {
@@ -344,6 +354,10 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, 
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return resp.Header, apiError(resp, b)
+	}
+	if raw, ok := out.(*rawBody); ok {
+		*raw = b
+		return resp.Header, nil
 	}
 	if out != nil {
 		if err := json.Unmarshal(b, out); err != nil {

@@ -106,6 +106,8 @@ func (f *fakeServer) serve(w http.ResponseWriter, r *http.Request) {
 		_ = json.NewDecoder(r.Body).Decode(&in)
 		f.kv[in.Key] = client.KV{Key: in.Key, Value: in.Value, Version: f.kv[in.Key].Version + 1}
 		writeJSON(w, 200, map[string]string{"status": "updated"})
+	case r.URL.Path == "/metrics":
+		_, _ = w.Write([]byte("zkv_keys 1\n"))
 	case r.URL.Path == "/healthz":
 		w.WriteHeader(200)
 	case r.URL.Path == "/readyz":
@@ -253,6 +255,9 @@ func TestReadUpdateStatus(t *testing.T) {
 	}
 	if v, err := c.Read(ctx, "a/b"); err != nil || v != "x y" {
 		t.Fatalf("Read = %q, %v", v, err)
+	}
+	if m, err := c.Metrics(ctx); err != nil || m != "zkv_keys 1\n" {
+		t.Fatalf("Metrics = %q, %v", m, err)
 	}
 	st, err := c.Status(ctx)
 	if err != nil {

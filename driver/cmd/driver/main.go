@@ -1,0 +1,64 @@
+// Command driver runs the assignment's scenarios against a zkv cluster it starts, and is a
+// small client of one zkv server. "driver -h" lists the commands.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// command is one subcommand; adding one is adding a row to commands.
+type command struct {
+	name    string
+	args    string // usage after the name
+	summary string
+	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) int
+}
+
+var commands = []command{
+	{"scenarios", "[flags]", "start ZooKeeper and servers, run the three scenarios, exit 0 only if every check held", runScenarios},
+	{"get", "-addr h:p [-leader] key", "read a key from one server (its own copy, or the leader's with -leader)", runGet},
+	{"put", "-addr h:p key value", "write a key through one server", runPut},
+	{"delete", "-addr h:p key", "delete a key through one server", runDelete},
+	{"status", "-addr h:p", "one server's view of the cluster", runStatus},
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintf(w, "usage: driver <command> [flags] [args]\n\ncommands:\n")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-10s %s\n  %-10s   %s\n", c.name, c.args, "", c.summary)
+	}
+	fmt.Fprintf(w, "\n\"driver <command> -h\" lists a command's flags.\n")
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// Main runs the driver with args (without the program name) and returns the exit code.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return 2
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		usage(stdout)
+		return 0
+	}
+	for _, c := range commands {
+		if c.name == args[0] {
+			return c.run(ctx, args[1:], stdout, stderr)
+		}
+	}
+	fmt.Fprintf(stderr, "driver: unknown command %q\n\n", args[0])
+	usage(stderr)
+	return 2
+}
