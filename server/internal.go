@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"time"
@@ -85,7 +86,13 @@ func (s *Server) logReplicaRefusal(what, leader string, epoch int64, err error) 
 	case errors.Is(err, replication.ErrStaleEpoch):
 		s.logger.Warn("refused "+what+" from a deposed leader", "sender", leader, "epoch", epoch, "fence", s.follower.Fence())
 	case errors.Is(err, replication.ErrNotLeader):
-		s.logger.Info("refused "+what+" from a sender this view does not take for the leader", "sender", leader, "epoch", epoch)
+		// A leader retries until the view catches up: log once per sender and epoch.
+		level, key := slog.LevelInfo, fmt.Sprint(leader, "/", epoch)
+		if prev, _ := s.refused.Swap(key).(string); prev == key {
+			level = slog.LevelDebug
+		}
+		s.logger.Log(context.Background(), level, "refused "+what+" from a sender this view does not take for the leader",
+			"sender", leader, "epoch", epoch, "view_leader", s.elector.View().Leader.Address)
 	case errors.Is(err, replication.ErrLogMismatch):
 		s.logger.Debug(what+" does not continue this log", "sender", leader, "error", err)
 	default:

@@ -45,7 +45,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 
-	opts := []election.DialOption{election.WithLogger(logger.With("component", "zk"))}
+	opts := []election.DialOption{election.WithLogger(logger)}
 	if cfg.ClusterToken != "" {
 		opts = append(opts, election.WithDigestAuth(digestUser, cfg.ClusterToken))
 	} else {

@@ -53,6 +53,7 @@ type Server struct {
 	synced  atomic.Bool                // the -sync_on_join copy is done (or not wanted)
 	syncing atomic.Bool
 	members atomic.Pointer[[]election.Member] // last members read, for /v1/status fallback
+	refused atomic.Value                      // string: the last refusal logged at info
 	refresh chan struct{}                     // buffer 1: ask the loop to re-read the election
 
 	ctx    context.Context // the server's lifetime; cancelled by Shutdown
@@ -209,7 +210,12 @@ func (s *Server) startRole() {
 	s.goFunc(func() { s.loop(views) })
 	s.goFunc(func() {
 		if err := s.elector.Join(s.ctx); err != nil && s.ctx.Err() == nil {
+			// Without a node this server can never lead nor be replicated to: Run fails.
 			s.logger.Error("join the election", "error", err)
+			select {
+			case s.serveErr <- fmt.Errorf("server: join the election: %w", err):
+			default:
+			}
 		}
 	})
 }

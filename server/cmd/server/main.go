@@ -54,7 +54,7 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 	cfg.Logger = logger
 	logger.Info("starting zkv server",
 		"id", cfg.ID, "host", cfg.Host, "port", cfg.Port, "zookeeper", strings.Join(cfg.ZooKeeper, ","),
-		"session_timeout", cfg.SessionTimeout, "ack", cfg.Ack, "max_key_bytes", cfg.MaxKeyBytes,
+		"session_timeout", cfg.SessionTimeout.String(), "ack", cfg.Ack, "max_key_bytes", cfg.MaxKeyBytes,
 		"max_value_bytes", cfg.MaxValueBytes, "sync_on_join", cfg.SyncOnJoin, "log_format", opts.logFormat,
 		"cluster_token_set", cfg.ClusterToken != "")
 
