@@ -34,6 +34,7 @@ type scenarioFlags struct {
 	ack            string
 	noColor        bool
 	timeout        time.Duration
+	electionWait   time.Duration
 }
 
 func parseScenarioFlags(args []string, stderr io.Writer) (scenarioFlags, error) {
@@ -60,6 +61,7 @@ func parseScenarioFlags(args []string, stderr io.Writer) (scenarioFlags, error) 
 	fs.StringVar(&f.ack, "ack", "all", "servers' write acknowledgement: all, majority or leader (-ack)")
 	fs.BoolVar(&f.noColor, "no_color", false, "no ANSI colour even on a terminal")
 	fs.DurationVar(&f.timeout, "timeout", 5*time.Minute, "bound of the whole run")
+	fs.DurationVar(&f.electionWait, "election_timeout", scenarios.DefaultElectionTimeout, "bound of each wait for an agreed leader")
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
@@ -148,7 +150,8 @@ func runScenarios(ctx context.Context, args []string, stdout, stderr io.Writer) 
 }
 
 func scenariosIn(ctx context.Context, f scenarioFlags, runDir string, logger *slog.Logger, stdout io.Writer) int {
-	cfg := scenarios.Config{Graceful: f.graceful, Out: stdout, Color: useColor(stdout, f.noColor), Logger: logger}
+	cfg := scenarios.Config{Graceful: f.graceful, Out: stdout, Color: useColor(stdout, f.noColor), Logger: logger,
+		ElectionTimeout: f.electionWait}
 	fail := func(format string, a ...any) int {
 		msg := fmt.Sprintf(format, a...)
 		logger.Error(msg)
