@@ -36,7 +36,7 @@ func zkMode() launcher.Mode {
 // get one it skips, unless CI=true or ZKV_REQUIRE_ZK=1, where that is a failure.
 func startZooKeeper(ctx context.Context, t testing.TB, nodes int) *launcher.ZooKeeper {
 	t.Helper()
-	z, err := startZooKeeperFor(ctx, t.Name(), nodes, testLogger(t))
+	z, err := startZooKeeperFor(ctx, logDir(t, "zookeeper"), nodes, testLogger(t))
 	if err != nil {
 		skipOrFailZooKeeper(t, err)
 	}
@@ -48,12 +48,12 @@ func startZooKeeper(ctx context.Context, t testing.TB, nodes int) *launcher.ZooK
 	return z
 }
 
-func startZooKeeperFor(ctx context.Context, name string, nodes int, logger *slog.Logger) (*launcher.ZooKeeper, error) {
+func startZooKeeperFor(ctx context.Context, dir string, nodes int, logger *slog.Logger) (*launcher.ZooKeeper, error) {
 	o := launcher.Options{
 		Mode:     zkMode(),
 		Nodes:    nodes,
 		TickTime: zkTick,
-		LogDir:   logDir(name, "zookeeper"),
+		LogDir:   dir,
 		Logger:   logger,
 	}
 	if s := os.Getenv("ZKV_ZK_SERVERS"); s != "" && o.Mode == launcher.ModeExisting {
@@ -79,7 +79,7 @@ func skipOrFailZooKeeper(t testing.TB, err error) {
 	t.Fatalf("start zookeeper: %v", err)
 }
 
-// needsExisting reports whether the mode cannot stop, kill or restart nodes.
+// needsNodeControl skips t in mode existing, which cannot stop, kill or restart nodes.
 func needsNodeControl(t testing.TB, z *launcher.ZooKeeper) {
 	t.Helper()
 	if z.Mode() == launcher.ModeExisting {
@@ -109,20 +109,41 @@ func serverBinary(t testing.TB) string {
 }
 
 // logDir is where a test's processes write their logs: $ZKV_TEST_LOGS/<test>/<what> when set
-// (kept for reading after a failure), else a fresh temporary directory.
-func logDir(test, what string) string {
+// (kept for reading after the run), else a directory of t's own, removed when t ends. Without t
+// (the shared ensemble) it is "": the launcher's temporary directory.
+func logDir(t testing.TB, what string) string {
 	base := os.Getenv("ZKV_TEST_LOGS")
-	if base == "" {
-		dir, err := os.MkdirTemp("", "zkv-integration-")
-		if err != nil {
-			return ""
-		}
+	name := "shared"
+	if t != nil {
+		name = strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())
+	}
+	switch {
+	case base != "":
+		dir := filepath.Join(base, name, what)
+		_ = os.MkdirAll(dir, 0o755)
+		return dir
+	case t != nil:
+		dir := filepath.Join(t.TempDir(), what)
+		_ = os.MkdirAll(dir, 0o755)
 		return dir
 	}
-	name := strings.NewReplacer("/", "_", " ", "_").Replace(test)
-	dir := filepath.Join(base, name, what)
-	_ = os.MkdirAll(dir, 0o755)
-	return dir
+	return ""
+}
+
+// tailLogs writes the last lines of every *.log file in dir to t.Log, for a failed test.
+func tailLogs(t testing.TB, dir string, lines int) {
+	files, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		all := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+		if len(all) > lines {
+			all = all[len(all)-lines:]
+		}
+		t.Logf("--- last %d lines of %s:\n%s", len(all), f, strings.Join(all, "\n"))
+	}
 }
 
 // testLogger sends slog records to t.Log until t ends; records after that are dropped, since a
@@ -169,14 +190,19 @@ func waitFor(ctx context.Context, limit time.Duration, check func(context.Contex
 	defer cancel()
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
+	var last error
 	for {
 		err := check(ctx)
 		if err == nil {
 			return nil
 		}
+		// A check cut short by the deadline says less than the one before it.
+		if last == nil || ctx.Err() == nil {
+			last = err
+		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("not within %v: %w", limit, err)
+			return fmt.Errorf("not within %v: %w", limit, last)
 		case <-tick.C:
 		}
 	}

@@ -54,7 +54,7 @@ func sharedEnsemble(ctx context.Context, t testing.TB) *launcher.ZooKeeper {
 	t.Helper()
 	shared.once.Do(func() {
 		logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-		shared.z, shared.err = startZooKeeperFor(ctx, "shared", 3, logger)
+		shared.z, shared.err = startZooKeeperFor(ctx, logDir(nil, "zookeeper"), 3, logger)
 	})
 	if shared.err != nil {
 		skipOrFailZooKeeper(t, shared.err)
