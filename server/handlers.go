@@ -97,6 +97,7 @@ func (s *Server) routes() *echo.Echo {
 	in := e.Group("/internal/v1", s.authorize)
 	in.POST("/append", s.handleAppend)
 	in.POST("/snapshot", s.handleInstallSnapshot)
+	in.POST("/hello", s.handleHello)
 	in.GET("/snapshot", s.handleGetSnapshot)
 	return e
 }
@@ -386,6 +387,8 @@ func (s *Server) handleReadyz(c echo.Context) error {
 		return unavailable(CodeNoLeader, ErrNoLeader, "no leader known")
 	case !s.synced.Load():
 		return unavailable(CodeNoLeader, ErrNoLeader, "copying the leader's store (-sync_on_join)")
+	case !v.IsLeader && s.streamEpoch.Load() != v.Epoch:
+		return unavailable(CodeNoLeader, ErrNoLeader, "the leader %s does not replicate to this server yet", v.Leader.Address)
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ready", "role": roleOf(v)})
 }

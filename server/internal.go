@@ -55,11 +55,25 @@ func (s *Server) handleAppend(c echo.Context) error {
 		s.logReplicaRefusal("append", req.Leader, req.Epoch, err)
 		return replicationError(c, err)
 	}
+	s.streamEpoch.Store(req.Epoch)
 	if len(req.Entries) > 0 {
 		s.logger.Debug("appended", "leader", req.Leader, "epoch", req.Epoch, "entries", len(req.Entries),
 			"last_index", resp.LastIndex)
 	}
 	return c.JSON(http.StatusOK, resp)
+}
+
+// handleHello is a follower telling the leader it exists (see sayHello): the leader
+// re-reads the members now rather than at its next MemberRefresh.
+func (s *Server) handleHello(c echo.Context) error {
+	if !s.leading() {
+		return unavailable(CodeNotLeader, ErrNotLeader, "%s does not lead", s.cfg.ID)
+	}
+	select {
+	case s.rejoin <- struct{}{}:
+	default:
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 }
 
 func (s *Server) handleInstallSnapshot(c echo.Context) error {
@@ -76,6 +90,7 @@ func (s *Server) handleInstallSnapshot(c echo.Context) error {
 		s.logReplicaRefusal("snapshot", req.Leader, req.Epoch, err)
 		return replicationError(c, err)
 	}
+	s.streamEpoch.Store(req.Epoch)
 	s.logger.Info("installed the leader's snapshot", "leader", req.Leader, "index", resp.LastIndex,
 		"entries", len(req.Snapshot.Entries))
 	return c.JSON(http.StatusOK, resp)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -177,5 +178,49 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 	if err := n.s.Shutdown(context.Background()); err != nil {
 		t.Fatalf("second Shutdown: %v", err)
+	}
+}
+
+// A follower is ready only once its leader replicates to it; until then it says hello to
+// the leader, so that writes are not acknowledged without it.
+func TestFollowerReadyOnceInLeadersStream(t *testing.T) {
+	c := newFakeCluster()
+	stub := newStubLeader(t)
+	le := c.remote("leader", stub.addr())
+	defer le.Close()
+	n := startNode(t, c, "f")
+	n.waitRole(t, "follower")
+
+	if r := do(t, http.MethodGet, n.url+"/readyz", "", ""); r.code != 503 {
+		t.Fatalf("readyz before any append: %d %s", r.code, r.body)
+	}
+	waitFor(t, "a hello at the leader", func() bool {
+		for _, r := range stub.requests() {
+			if r.method == http.MethodPost && r.uri == "/internal/v1/hello" && strings.Contains(r.body, n.addr) {
+				return true
+			}
+		}
+		return false
+	})
+	body := appendBody(t, c.epochNow(), stub.addr(), 0)
+	if r := do(t, http.MethodPost, n.url+replication.PathAppend, "application/json", body); r.code != 200 {
+		t.Fatalf("empty append: %d %s", r.code, r.body)
+	}
+	if r := do(t, http.MethodGet, n.url+"/readyz", "", ""); r.code != 200 {
+		t.Fatalf("readyz after the leader's append: %d %s", r.code, r.body)
+	}
+}
+
+// The leader answers a hello by re-reading its members at once; a follower refuses it.
+func TestHelloReachesOnlyTheLeader(t *testing.T) {
+	c := newFakeCluster()
+	stub := newStubLeader(t)
+	le := c.remote("leader", stub.addr())
+	defer le.Close()
+	n := startNode(t, c, "f")
+	n.waitRole(t, "follower")
+	r := do(t, http.MethodPost, n.url+"/internal/v1/hello", "application/json", `{"id":"x","address":"127.0.0.1:1"}`)
+	if r.code != 503 || r.errCode(t) != server.CodeNotLeader {
+		t.Fatalf("hello to a follower: %d %s", r.code, r.body)
 	}
 }

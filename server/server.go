@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,6 +57,12 @@ type Server struct {
 	members atomic.Pointer[[]election.Member] // last members read, for /v1/status fallback
 	refused atomic.Value                      // string: the last refusal logged at info
 	refresh chan struct{}                     // buffer 1: ask the loop to re-read the election
+	// rejoin (buffer 1) asks the leader's loop to re-read the members now: a follower said
+	// hello. streamEpoch is the epoch of the last append or snapshot this server accepted:
+	// a follower is in its leader's stream (and ready) once it equals the view's epoch.
+	rejoin      chan struct{}
+	streamEpoch atomic.Int64
+	helloing    atomic.Bool
 
 	ctx    context.Context // the server's lifetime; cancelled by Shutdown
 	cancel context.CancelFunc
@@ -122,6 +130,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		newRepl:  newRepl,
 		log:      rlog,
 		refresh:  make(chan struct{}, 1),
+		rejoin:   make(chan struct{}, 1),
 		stopped:  make(chan struct{}),
 		serveErr: make(chan error, 1),
 	}
@@ -306,6 +315,8 @@ func (s *Server) goFunc(f func()) {
 func (s *Server) loop(views <-chan election.View) {
 	tick := time.NewTicker(s.cfg.MemberRefresh)
 	defer tick.Stop()
+	hello := time.NewTicker(helloInterval)
+	defer hello.Stop()
 	var last election.View
 	for {
 		var deposed <-chan struct{}
@@ -327,6 +338,10 @@ func (s *Server) loop(views <-chan election.View) {
 			last = v
 		case <-deposed:
 			s.stepDown("a replica has seen a newer epoch")
+		case <-s.rejoin:
+			s.refreshReplicas()
+		case <-hello.C:
+			s.sayHello(last)
 		case <-s.refresh:
 			if r, ok := s.elector.(refresher); ok {
 				ctx, cancel := context.WithTimeout(s.ctx, s.cfg.WriteTimeout)
@@ -485,6 +500,46 @@ func (s *Server) refreshReplicas() {
 
 func sameMembers(a, b []election.Member) bool {
 	return slices.EqualFunc(a, b, func(x, y election.Member) bool { return x.Node == y.Node && x.Address == y.Address })
+}
+
+// helloInterval is how often a follower that its leader does not replicate to yet says
+// hello to it.
+const helloInterval = 200 * time.Millisecond
+
+// sayHello tells the leader of v that this follower exists, unless the leader's stream
+// reaches it already. Without it a leader would learn of a new member only at its next
+// MemberRefresh, and writes acknowledged meanwhile would skip the newcomer for good (it
+// starts empty and takes the first append it gets as its base).
+func (s *Server) sayHello(v election.View) {
+	if v.IsLeader || !v.Connected || v.Leader.Address == "" || s.streamEpoch.Load() == v.Epoch {
+		return
+	}
+	if s.helloing.Swap(true) {
+		return
+	}
+	s.goFunc(func() {
+		defer s.helloing.Store(false)
+		ctx, cancel := context.WithTimeout(s.ctx, helloInterval*5)
+		defer cancel()
+		body := fmt.Sprintf(`{"id":%q,"address":%q,"epoch":%d}`, s.cfg.ID, s.cfg.Address, v.Epoch)
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost,
+			"http://"+v.Leader.Address+"/internal/v1/hello", strings.NewReader(body))
+		if err != nil {
+			return
+		}
+		req.Header.Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
+		if s.cfg.ClusterToken != "" {
+			req.Header.Set("Authorization", "Bearer "+s.cfg.ClusterToken)
+		}
+		resp, err := s.fwd.Do(req)
+		if err != nil {
+			s.logger.Debug("hello to the leader", "leader", v.Leader.Address, "error", err)
+			return
+		}
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+		resp.Body.Close()
+		s.logger.Debug("said hello to the leader", "leader", v.Leader.Address, "status", resp.StatusCode)
+	})
 }
 
 // requestRefresh asks the loop to re-read the election; never blocks.
