@@ -264,31 +264,63 @@ func (l *leadershipLog) intervals(id string) []interval {
 // check fails t if two candidates' intervals overlap at all, or the sampler saw two leaders.
 func (l *leadershipLog) check(t *testing.T) {
 	t.Helper()
+	problems, summary := l.verdict(time.Now())
+	for _, p := range problems {
+		t.Error(p)
+	}
+	t.Logf("leadership: %s", summary)
+}
+
+// verdict returns every overlap between two candidates' intervals (open ones end at now) and
+// every sampler violation, and a summary of the intervals.
+func (l *leadershipLog) verdict(now time.Time) (problems []string, summary string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	all := slices.Clone(l.closed)
 	for _, iv := range l.open {
-		iv.to = time.Now()
+		iv.to = now
 		all = append(all, iv)
 	}
 	slices.SortFunc(all, func(a, b interval) int { return a.from.Compare(b.from) })
 	for i, a := range all {
 		for _, b := range all[i+1:] {
 			if a.id != b.id && b.from.Before(a.to) {
-				t.Errorf("leadership overlap: %s led %v..%v (epoch %d), %s from %v (epoch %d)",
+				problems = append(problems, fmt.Sprintf("leadership overlap: %s led %v..%v (epoch %d), %s from %v (epoch %d)",
 					a.id, a.from.Format("15:04:05.000000"), a.to.Format("15:04:05.000000"), a.epoch,
-					b.id, b.from.Format("15:04:05.000000"), b.epoch)
+					b.id, b.from.Format("15:04:05.000000"), b.epoch))
 			}
 		}
 	}
-	for _, v := range l.violations {
-		t.Error(v)
-	}
+	problems = append(problems, l.violations...)
 	var lines []string
 	for _, iv := range all {
 		lines = append(lines, fmt.Sprintf("%s epoch %d %s..%s", iv.id, iv.epoch, iv.from.Format("15:04:05.000"), iv.to.Format("15:04:05.000")))
 	}
-	t.Logf("leadership: %s", strings.Join(lines, "; "))
+	return problems, strings.Join(lines, "; ")
+}
+
+// TestLeadershipLogFindsOverlap checks the checker: a successor whose leadership begins before
+// its predecessor's ends is reported, back-to-back leaderships are not.
+func TestLeadershipLogFindsOverlap(t *testing.T) {
+	l := newLeadershipLog()
+	lead := func(id string, epoch int64) election.View {
+		return election.View{IsLeader: true, Epoch: epoch, Self: election.Member{Node: "/e/" + id}}
+	}
+	l.observe("a", lead("a", 1))
+	l.observe("a", election.View{})
+	l.observe("b", lead("b", 2))
+	if p, _ := l.verdict(time.Now()); len(p) != 0 {
+		t.Fatalf("back-to-back leaderships reported: %v", p)
+	}
+	l.observe("c", lead("c", 3)) // b has not stepped down
+	p, summary := l.verdict(time.Now())
+	if len(p) != 1 || !strings.Contains(p[0], "b led") || !strings.Contains(p[0], "c from") {
+		t.Fatalf("overlap of b and c: got %v (%s)", p, summary)
+	}
+	l.violation("two at once")
+	if p, _ := l.verdict(time.Now()); len(p) != 2 {
+		t.Fatalf("sampler violation not reported: %v", p)
+	}
 }
 
 // holds fails t if check fails at any poll during d (or ctx ends first).
