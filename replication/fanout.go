@@ -132,13 +132,13 @@ func (c Config) Validate() error {
 	c = c.withDefaults()
 	var errs []error
 	if c.Epoch <= 0 {
-		errs = append(errs, errors.New("Epoch must be positive"))
+		errs = append(errs, errors.New("epoch must be positive"))
 	}
 	if c.Log == nil {
-		errs = append(errs, errors.New("Log is required"))
+		errs = append(errs, errors.New("a Log is required"))
 	}
 	if c.Snapshot == nil {
-		errs = append(errs, errors.New("Snapshot is required"))
+		errs = append(errs, errors.New("a Snapshot func is required"))
 	}
 	if c.RequestTimeout < 0 || c.SnapshotTimeout < 0 || c.RetryWaitMin < 0 || c.RetryWaitMax < c.RetryWaitMin {
 		errs = append(errs, errors.New("timeouts must be positive and RetryWaitMax >= RetryWaitMin"))

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -27,7 +26,6 @@ type testReplica struct {
 	posts  atomic.Int64
 	snaps  atomic.Int64
 	minIdx atomic.Uint64 // smallest entry index ever applied
-	mu     sync.Mutex
 }
 
 type replicaOpt func(*testReplica)
