@@ -355,4 +355,3 @@ func (r *run) showStatuses(ms []*member, sts map[*member]client.Status) {
 		r.p.info("%-22s  %-9s  leader %-21s  epoch %d  keys %d", m.addr, st.Role, st.Leader.Address, st.Epoch, st.Keys)
 	}
 }
-
