@@ -21,9 +21,10 @@ build:
 
 # The assignment's three scenarios on a real ZooKeeper. The driver picks what is there: a given
 # ensemble, else Docker with the image, else Debian's zookeeper package (installed here when root).
+# DEMO_ARGS passes flags on, e.g. DEMO_ARGS="-zookeeper zk1.example.net,zk2.example.net -zookeeper_port 2181" or "-graceful".
 demo: build
 	scripts/ensure-zookeeper.sh
-	$(BIN)/driver scenarios -logs logs
+	$(BIN)/driver scenarios -logs logs $(DEMO_ARGS)
 
 prepare:
 	scripts/prepare.sh
