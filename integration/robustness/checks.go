@@ -81,8 +81,29 @@ func writesByValue(ops []Op) map[string]map[string]Op {
 // LostWrites compares the final value of each key, read from the leader after quiescence, with
 // the history. An acknowledged write w is lost when the final value is absent, or was written by
 // a write x that had been acknowledged before w was even sent (so w must come after x). A
-// final value no write wrote is a phantom. keys lists every key the traffic used.
+// final value no write wrote is a phantom. An acknowledged write is also lost, even if later
+// writes overwrote the key, when a newer epoch acknowledged another value at its version: the
+// newer leader never had it.
 func LostWrites(ops []Op, final map[string]Op) (lost int, vs []Violation) {
+	type kv struct {
+		key     string
+		version uint64
+	}
+	newest := map[kv]Op{} // per (key, version): the acknowledged write of the newest epoch
+	for _, op := range ops {
+		if op.Kind == Put && op.Outcome == OK {
+			at := kv{op.Key, op.Version}
+			if n, ok := newest[at]; !ok || op.Epoch > n.Epoch {
+				newest[at] = op
+			}
+		}
+	}
+	for _, op := range ops {
+		if n := newest[kv{op.Key, op.Version}]; op.Kind == Put && op.Outcome == OK && op.Epoch < n.Epoch && op.Value != n.Value {
+			lost++
+			vs = append(vs, Violation{InvLostWrite, fmt.Sprintf("%s, yet the newer leader gave its version to %s", opString(op), opString(n))})
+		}
+	}
 	writes := writesByValue(ops)
 	keys := make([]string, 0, len(writes))
 	for k := range writes {

@@ -117,6 +117,16 @@ func TestCheckersFlagBugs(t *testing.T) {
 			want:  InvLostWrite,
 		},
 		{
+			name: "acknowledged write lost then overwritten: a newer leader reused its version",
+			ops: []Op{
+				put(0, "k", "a", 0, 10, 1, 7),
+				put(1, "k", "b", 20, 30, 1, 9),
+			},
+			final: map[string]Op{"k": get(LeaderGet, 0, 0, 0, "k", "b", 100, 101, 1)},
+			check: func(ops []Op, final map[string]Op) []Violation { _, vs := LostWrites(ops, final); return vs },
+			want:  InvLostWrite,
+		},
+		{
 			name:  "final value nobody wrote",
 			ops:   []Op{put(0, "k", "a", 0, 10, 1, 7)},
 			final: map[string]Op{"k": get(LeaderGet, 0, 0, 0, "k", "zzz", 100, 101, 2)},

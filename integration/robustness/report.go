@@ -76,12 +76,12 @@ func WriteReport(w io.Writer, results []*Result, features Features, elapsed time
 		for _, n := range r.Notes {
 			p("- %s\n", n)
 		}
-		for i, v := range r.Violations {
-			if i == 5 {
-				p("- ... %d more violations\n", len(r.Violations)-5)
-				break
-			}
+		ex := Examples(r.Violations, 2)
+		for _, v := range ex {
 			p("- violation: %s\n", v)
+		}
+		if len(ex) < len(r.Violations) {
+			p("- ... %d more violations\n", len(r.Violations)-len(ex))
 		}
 		p("\n")
 	}

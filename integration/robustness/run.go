@@ -115,6 +115,8 @@ func (s Scenario) Execute(t *testing.T, env *Env) *Result {
 		if err := s.Inject(tctx, run); err != nil {
 			t.Errorf("inject: %v", err)
 		}
+	} else {
+		Sleep(tctx, s.MaxTime)
 	}
 	Sleep(tctx, s.Tail)
 	stop()
@@ -262,11 +264,19 @@ func report(t testing.TB, r *Result) {
 	for _, inv := range invs {
 		t.Logf("violated %q %d times", inv, byInv[inv])
 	}
-	for i, v := range r.Violations {
-		if i == 10 {
-			t.Logf("... %d more", len(r.Violations)-10)
-			break
-		}
+	for _, v := range Examples(r.Violations, 3) {
 		t.Logf("violation: %v", v)
 	}
+}
+
+// Examples keeps at most n violations of each invariant.
+func Examples(vs []Violation, n int) []Violation {
+	seen := map[string]int{}
+	var out []Violation
+	for _, v := range vs {
+		if seen[v.Invariant]++; seen[v.Invariant] <= n {
+			out = append(out, v)
+		}
+	}
+	return out
 }
