@@ -19,9 +19,10 @@ type placement struct {
 }
 
 // failover is one run's measurements, each from the signal; zero when not seen in time.
+// Told and Acting come from the X-Zkv-Leader/X-Zkv-Epoch headers, the view /v1/status shows.
 type failover struct {
-	Told   time.Duration // a survivor's status names a new leader
-	Acting time.Duration // the successor's own status says role=leader
+	Told   time.Duration // a survivor names a new leader
+	Acting time.Duration // the successor names itself leader, with a newer epoch
 	Write  time.Duration // first write acknowledged through a survivor by the new leader
 }
 
@@ -115,7 +116,7 @@ func measureFailover(ctx context.Context, nodes []zkvNode, view stableView, sig 
 	}
 	// Warm the pool so the first polls after the signal need no new connections.
 	for _, s := range survivors {
-		_, _ = getStatus(ctx, hc, s.Addr())
+		_, _, _ = leaderHeaders(ctx, hc, s.Addr())
 	}
 
 	t0 := time.Now()
@@ -130,13 +131,11 @@ func measureFailover(ctx context.Context, nodes []zkvNode, view stableView, sig 
 			t := time.NewTicker(poll)
 			defer t.Stop()
 			for {
-				st, err := getStatus(ctx, hc, s.Addr())
+				leader, epoch, err := leaderHeaders(ctx, hc, s.Addr())
 				now := time.Since(t0)
-				if err == nil {
-					if st.Leader.Address != "" && st.Leader.Address != view.Addr {
-						record(&res.Told, now)
-					}
-					if st.Role == "leader" {
+				if err == nil && leader != "" && leader != view.Addr {
+					record(&res.Told, now)
+					if leader == s.Addr() && epoch > view.Epoch {
 						record(&res.Acting, now)
 					}
 				}

@@ -12,8 +12,8 @@ var electionMeasures = []struct {
 	Key, Title string
 	Get        func(failover) time.Duration
 }{
-	{"told", "(a) successor told: first survivor status naming a new leader", func(f failover) time.Duration { return f.Told }},
-	{"acting", "(b) successor acting: its own status says role=leader", func(f failover) time.Duration { return f.Acting }},
+	{"told", "(a) successor told: first answer of a survivor naming a new leader", func(f failover) time.Duration { return f.Told }},
+	{"acting", "(b) successor acting: the successor names itself leader (role=leader)", func(f failover) time.Duration { return f.Acting }},
 	{"write", "(c) first write acknowledged through a survivor", func(f failover) time.Duration { return f.Write }},
 }
 
@@ -62,7 +62,7 @@ func electionMarkdown(o electionOptions, cells []electionCell, zkInfo string, wh
 	w("- Cluster: %d zkv servers on 127.0.0.1, `-session_timeout %v`; ZooKeeper: %s.\n", o.Servers, o.SessionTimeout, zkInfo)
 	w("- Placements: `local` is ZooKeeper on the same host. `remote N` **simulates a ZooKeeper in a remote region**: an in-process toxiproxy between every server and ZooKeeper delays each direction by N (one way) ± %.0f%% jitter, so a round trip costs about 2N. The driver itself talks to the servers directly.\n", o.JitterFrac*100)
 	w("- Stops: `sigterm` is graceful (the leader resigns: its znode is deleted at once); `sigkill` is a crash (the znode goes when ZooKeeper expires the session).\n")
-	w("- Each run: wait for a stable cluster (all servers agree on one leader, a write goes through), send the signal, then poll every survivor's `/v1/status` every %v and PUT through the survivors in a loop. Times are from the signal to (a) the first status of a survivor naming a new leader, (b) the first status of the successor saying `role=leader`, (c) the first PUT acknowledged by the new leader (its answer names a new leader or epoch). The stopped server is then restarted and the cluster left to settle. Polling adds up to one interval plus a loopback round trip to each figure.\n", o.Poll)
+	w("- Each run: wait for a stable cluster (all servers agree on one leader, a write goes through), send the signal, then poll every survivor every %v and PUT through the survivors in a loop. The polls read the `X-Zkv-Leader`/`X-Zkv-Epoch` headers of `GET /healthz`: the same election view that `/v1/status` shows as `leader` and `role`, without the ZooKeeper reads `/v1/status` makes for its member list (which cost about four ZooKeeper round trips, 400 ms at `remote 50ms`, and would hide the moment). Times are from the signal to (a) the first answer of a survivor naming a new leader, (b) the first answer of the successor naming itself leader with a newer epoch (what `role=leader` says), (c) the first PUT acknowledged by the new leader (its answer names a new leader or epoch). The stopped server is then restarted and the cluster left to settle. Polling adds up to one interval plus a loopback round trip to each figure.\n", o.Poll)
 	w("- %d runs per cell. Times in milliseconds.\n\n", o.Runs)
 	for _, m := range electionMeasures {
 		w("## %s\n\n", m.Title)

@@ -107,7 +107,7 @@ func waitFor(ctx context.Context, timeout time.Duration, what string, check func
 	defer t.Stop()
 	var last error
 	for {
-		cctx, ccancel := context.WithTimeout(ctx, time.Second)
+		cctx, ccancel := context.WithTimeout(ctx, 5*time.Second)
 		last = check(cctx)
 		ccancel()
 		if last == nil {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 )
 
@@ -150,4 +151,22 @@ func putOnce(ctx context.Context, hc *http.Client, addr, key, value string) (put
 	}
 	err = json.NewDecoder(resp.Body).Decode(&pr)
 	return pr, err
+}
+
+// leaderHeaders does GET /healthz and returns the X-Zkv-Leader and X-Zkv-Epoch headers: the
+// server's election view, the same one /v1/status reports, without the ZooKeeper reads that
+// /v1/status makes for its member list.
+func leaderHeaders(ctx context.Context, hc *http.Client, addr string) (leader string, epoch int64, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/healthz", nil)
+	if err != nil {
+		return "", 0, err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return "", 0, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	epoch, _ = strconv.ParseInt(resp.Header.Get("X-Zkv-Epoch"), 10, 64)
+	return resp.Header.Get("X-Zkv-Leader"), epoch, nil
 }
