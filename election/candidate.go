@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -36,6 +37,7 @@ var (
 type Conn interface {
 	Create(path string, data []byte, flags int32, acl []zk.ACL) (string, error)
 	Children(path string) ([]string, *zk.Stat, error)
+	ChildrenW(path string) ([]string, *zk.Stat, <-chan zk.Event, error)
 	Get(path string) ([]byte, *zk.Stat, error)
 	GetW(path string) ([]byte, *zk.Stat, <-chan zk.Event, error)
 	Exists(path string) (bool, *zk.Stat, error)
@@ -127,11 +129,17 @@ type View struct {
 	Epoch     int64  // the leader node's czxid: grows from one leader to the next; keeps its last value while Leader is unknown
 	IsLeader  bool
 	Connected bool // session in good standing
+	// Members, while this candidate leads, lists every registered candidate in
+	// election order, kept current by a watch on the election's children that
+	// only the leader holds (one watch: no herd). Nil while following: call
+	// Candidate.Members.
+	Members []Member
 }
 
 func (v View) equal(o View) bool {
 	return v.Self.equal(o.Self) && v.Leader.equal(o.Leader) && v.Epoch == o.Epoch &&
-		v.IsLeader == o.IsLeader && v.Connected == o.Connected
+		v.IsLeader == o.IsLeader && v.Connected == o.Connected &&
+		slices.EqualFunc(v.Members, o.Members, Member.equal)
 }
 
 // Candidate takes part in one leader election, like Apache Curator's

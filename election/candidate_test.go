@@ -486,3 +486,53 @@ func TestJoinFailsOnPermanentError(t *testing.T) {
 		t.Fatalf("Join again: %v", err)
 	}
 }
+
+// The leader alone watches the election's children, so it learns of a member that
+// joins or leaves at once (View.Members); followers hold no children watch.
+func TestLeaderTracksMembers(t *testing.T) {
+	srv := newFakeServer()
+	ms := joinAll(t, srv, "a", "b")
+	waitLeader(t, ms[0], ms...)
+	ids := func(v View) []string {
+		var out []string
+		for _, m := range v.Members {
+			out = append(out, m.ID+"@"+m.Address)
+		}
+		return out
+	}
+	waitFor(t, "a to list a and b", func() bool {
+		return slices.Equal(ids(ms[0].c.View()), []string{"a@a:5000", "b@b:5000"})
+	})
+	if got := srv.childWatchCounts(); !mapsEqual(got, map[string]int{"/election": 1}) {
+		t.Fatalf("children watches %v, want one on /election (the leader's)", got)
+	}
+	if v := ms[1].c.View(); v.Members != nil {
+		t.Fatalf("a follower's view lists members: %+v", v.Members)
+	}
+
+	c := newMember(t, srv, "c")
+	if err := c.c.Join(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a to see c join", func() bool {
+		return slices.Equal(ids(ms[0].c.View()), []string{"a@a:5000", "b@b:5000", "c@c:5000"})
+	})
+	if err := ms[1].c.Resign(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a to see b leave", func() bool {
+		return slices.Equal(ids(ms[0].c.View()), []string{"a@a:5000", "c@c:5000"})
+	})
+	if got := srv.childWatchCounts(); !mapsEqual(got, map[string]int{"/election": 1}) {
+		t.Fatalf("children watches %v after changes, want exactly one", got)
+	}
+
+	// The successor takes the watch over; the old leader's fired with its departure.
+	if err := ms[0].c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitLeader(t, c, c)
+	waitFor(t, "c to list only itself", func() bool {
+		return slices.Equal(ids(c.c.View()), []string{"c@c:5000"})
+	})
+}

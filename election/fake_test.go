@@ -28,8 +28,9 @@ type fakeNode struct {
 }
 
 type fakeWatch struct {
-	path string
-	ch   chan zk.Event
+	path  string
+	ch    chan zk.Event
+	child bool // a children watch on path (ChildrenW), else a data watch
 }
 
 // fakeConn is one client session of a fakeServer; it implements Conn.
@@ -97,17 +98,40 @@ func (s *fakeServer) childrenLocked(p string) []string {
 	return out
 }
 
-// watchCounts returns how many live watches exist per path, over all sessions.
-func (s *fakeServer) watchCounts() map[string]int {
+// watchCounts returns how many live data watches exist per path, over all sessions.
+func (s *fakeServer) watchCounts() map[string]int { return s.countWatches(false) }
+
+// childWatchCounts returns how many live children watches exist per path.
+func (s *fakeServer) childWatchCounts() map[string]int { return s.countWatches(true) }
+
+func (s *fakeServer) countWatches(child bool) map[string]int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := map[string]int{}
 	for _, c := range s.conns {
 		for _, w := range c.watches {
-			out[w.path]++
+			if w.child == child {
+				out[w.path]++
+			}
 		}
 	}
 	return out
+}
+
+// fireLocked fires (and removes) the watches on p of one kind.
+func (s *fakeServer) fireLocked(p string, child bool, typ zk.EventType) {
+	for _, c := range s.conns {
+		kept := c.watches[:0]
+		for _, w := range c.watches {
+			if w.path == p && w.child == child {
+				w.ch <- zk.Event{Type: typ, State: zk.StateHasSession, Path: p}
+				close(w.ch)
+				continue
+			}
+			kept = append(kept, w)
+		}
+		c.watches = kept
+	}
 }
 
 func (s *fakeServer) owner(p string) (int64, bool) {
@@ -126,18 +150,9 @@ func (s *fakeServer) deleteLocked(p string) {
 	if parent, ok := s.nodes[path.Dir(p)]; ok {
 		parent.cversion++
 	}
-	for _, c := range s.conns {
-		kept := c.watches[:0]
-		for _, w := range c.watches {
-			if w.path == p {
-				w.ch <- zk.Event{Type: zk.EventNodeDeleted, State: zk.StateHasSession, Path: p}
-				close(w.ch)
-				continue
-			}
-			kept = append(kept, w)
-		}
-		c.watches = kept
-	}
+	s.fireLocked(p, false, zk.EventNodeDeleted)
+	s.fireLocked(p, true, zk.EventNodeDeleted)
+	s.fireLocked(path.Dir(p), true, zk.EventNodeChildrenChanged)
 }
 
 func (c *fakeConn) emit(state zk.State) {
@@ -257,6 +272,7 @@ func (c *fakeConn) Create(p string, data []byte, flags int32, _ []zk.ACL) (strin
 	}
 	c.srv.nodes[p] = n
 	parent.cversion++
+	c.srv.fireLocked(path.Dir(p), true, zk.EventNodeChildrenChanged)
 	if c.loseCreateReply && flags&zk.FlagSequence != 0 {
 		c.loseCreateReply = false
 		c.state = zk.StateDisconnected
@@ -277,6 +293,21 @@ func (c *fakeConn) Children(p string) ([]string, *zk.Stat, error) {
 		return nil, nil, zk.ErrNoNode
 	}
 	return c.srv.childrenLocked(p), c.stat(n), nil
+}
+
+func (c *fakeConn) ChildrenW(p string) ([]string, *zk.Stat, <-chan zk.Event, error) {
+	c.srv.mu.Lock()
+	defer c.srv.mu.Unlock()
+	if err := c.check(); err != nil {
+		return nil, nil, nil, err
+	}
+	n, ok := c.srv.nodes[p]
+	if !ok {
+		return nil, nil, nil, zk.ErrNoNode
+	}
+	ch := make(chan zk.Event, 1)
+	c.watches = append(c.watches, fakeWatch{path: p, ch: ch, child: true})
+	return c.srv.childrenLocked(p), c.stat(n), ch, nil
 }
 
 func (c *fakeConn) Get(p string) ([]byte, *zk.Stat, error) {
@@ -369,6 +400,7 @@ func (s *fakeServer) put(p string, data []byte, owner int64) {
 	s.zxid++
 	s.nodes[p] = &fakeNode{data: data, czxid: s.zxid, owner: owner}
 	s.nodes[path.Dir(p)].cversion++
+	s.fireLocked(path.Dir(p), true, zk.EventNodeChildrenChanged)
 }
 
 // remove deletes a node as another client (an operator) would.

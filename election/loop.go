@@ -37,6 +37,7 @@ type loopState struct {
 
 	gen  uint64    // bumped whenever the connection breaks
 	pred watchSlot // our predecessor, or our own node while leading
+	kids watchSlot // the election's children, while leading (View.Members)
 	// polling: we follow a leader that is not our predecessor, so nothing
 	// tells us when it goes; the poll ticker re-reads the election.
 	polling   bool
@@ -91,6 +92,10 @@ func (c *Candidate) run() {
 		case ev := <-st.pred.ch:
 			c.log.Debug("watch fired", "node", st.pred.path, "type", ev.Type.String(), "err", ev.Err)
 			st.pred.clear()
+			st.dirty = true
+		case ev := <-st.kids.ch:
+			c.log.Debug("members changed", "type", ev.Type.String(), "err", ev.Err)
+			st.kids.clear()
 			st.dirty = true
 		case <-poll:
 			if st.polling {
@@ -172,6 +177,7 @@ func (c *Candidate) resign(st *loopState, why string, waiterErr error) error {
 	c.failWaiters(st, waiterErr)
 	c.stepDown(why)
 	st.pred.clear()
+	st.kids.clear()
 	st.polling = false
 	var err error
 	if st.node != "" {
@@ -288,6 +294,7 @@ func (c *Candidate) lose(st *loopState) {
 		st.node = ""
 	}
 	st.pred.clear()
+	st.kids.clear()
 	st.polling = false
 	c.publish(func(v *View) { v.Self = c.selfMember("", 0) })
 }
@@ -471,8 +478,9 @@ func (c *Candidate) follow(st *loopState, sid int64) error {
 		self, _, _ := memberFrom(c.dir, kids[0], data)
 		self.Meta = c.cfg.Meta
 		c.lead(self, stat.Czxid, sid)
-		return nil
+		return c.watchMembers(st)
 	}
+	st.kids.clear()
 
 	pred := kids[idx-1]
 	pdata, pstat, err := c.watch(st, &st.pred, c.dir+"/"+pred.name, "predecessor")
@@ -510,6 +518,37 @@ func (c *Candidate) follow(st *loopState, sid int64) error {
 	c.publish(func(v *View) {
 		v.Leader, v.Epoch, v.IsLeader, v.Connected = leader, lstat.Czxid, false, true
 	})
+	return nil
+}
+
+// watchMembers, on the leader, lists the candidates with a children watch (set
+// again whenever it fires or the connection broke) and publishes them as
+// View.Members, so the leader learns of a new member at once.
+func (c *Candidate) watchMembers(st *loopState) error {
+	if st.kids.ch != nil && st.kids.gen == st.gen {
+		return nil // nothing changed since the last listing
+	}
+	names, _, ch, err := c.cfg.Conn.ChildrenW(c.dir)
+	if err != nil {
+		return fmt.Errorf("election: watch %s: %w", c.dir, err)
+	}
+	st.kids = watchSlot{path: c.dir, ch: ch, gen: st.gen}
+	ms := make([]Member, 0, len(names))
+	for _, k := range sortChildren(names) {
+		data, _, err := c.cfg.Conn.Get(c.dir + "/" + k.name)
+		if errors.Is(err, zk.ErrNoNode) {
+			continue // left since the listing; the watch has fired already
+		}
+		if err != nil {
+			return fmt.Errorf("election: read %s/%s: %w", c.dir, k.name, err)
+		}
+		m, _, derr := memberFrom(c.dir, k, data)
+		if derr != nil {
+			c.log.Warn("unreadable member node", "node", m.Node, "err", derr)
+		}
+		ms = append(ms, m)
+	}
+	c.publish(func(v *View) { v.Members = ms })
 	return nil
 }
 
@@ -556,7 +595,7 @@ func (c *Candidate) stepDown(why string) {
 	}
 	c.mu.Unlock()
 	if was {
-		c.publish(func(v *View) { v.IsLeader = false })
+		c.publish(func(v *View) { v.IsLeader, v.Members = false, nil })
 	}
 }
 
@@ -565,7 +604,7 @@ func (c *Candidate) suspend(st *loopState, why string) {
 	c.stepDown(why)
 	st.following = ""
 	c.publish(func(v *View) {
-		v.IsLeader, v.Leader, v.Connected = false, Member{}, false
+		v.IsLeader, v.Leader, v.Connected, v.Members = false, Member{}, false, nil
 	})
 }
 

@@ -61,7 +61,14 @@ const waitLimit = 5 * time.Second
 // waitFor polls cond until it holds or the limit passes.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(waitLimit)
+	waitWithin(t, waitLimit, what, cond)
+}
+
+// waitWithin is waitFor with its own limit, for waits that span a ZooKeeper
+// session expiry (which the server may stretch to 2 x its tickTime).
+func waitWithin(t testing.TB, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
