@@ -378,7 +378,7 @@ func (s *Server) onView(prev, v election.View) {
 		if ld := s.leadPtr.Load(); ld == nil || ld.epoch != v.Epoch {
 			s.becomeLeader(v.Epoch)
 		}
-		s.refreshReplicas()
+		s.refreshReplicas(v.Members...)
 		if !s.synced.Load() {
 			s.synced.Store(true) // the leader's store is the one to copy: nothing to fetch
 		}
@@ -470,20 +470,25 @@ func (s *Server) stepDown(why string) {
 	s.logger.Info("rejoined the election after stepping down")
 }
 
-// refreshReplicas points the fan-out at every other member.
-func (s *Server) refreshReplicas() {
+// refreshReplicas points the fan-out at every other member: those of the view when it
+// lists them (the leader's children watch keeps them current), else read from ZooKeeper.
+func (s *Server) refreshReplicas(known ...election.Member) {
 	ld := s.leadPtr.Load()
 	if ld == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.WriteTimeout)
-	defer cancel()
-	ms, err := s.elector.Members(ctx)
-	if err != nil {
-		if s.ctx.Err() == nil {
-			s.logger.Warn("list members", "error", err)
+	ms := known
+	if ms == nil {
+		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.WriteTimeout)
+		defer cancel()
+		var err error
+		ms, err = s.elector.Members(ctx)
+		if err != nil {
+			if s.ctx.Err() == nil {
+				s.logger.Warn("list members", "error", err)
+			}
+			return
 		}
-		return
 	}
 	prev := s.members.Swap(&ms)
 	addrs := make([]string, 0, len(ms))
