@@ -47,9 +47,10 @@ type Follower struct {
 	checkLeader func(string, int64) error
 	logger      *slog.Logger
 
-	mu    sync.Mutex
-	fence int64
-	fresh bool
+	mu      sync.Mutex
+	fence   int64
+	fresh   bool
+	partial bool // took a base after index 0: lacks the writes before it
 }
 
 // NewFollower validates cfg and returns a Follower.
@@ -174,6 +175,7 @@ func (f *Follower) takeBase(req AppendRequest) (AppendResponse, error) {
 		return AppendResponse{}, err
 	}
 	f.fresh = false
+	f.partial = req.PrevIndex > 0
 	idx, ep := f.position()
 	f.logger.Info("fresh replica took its base", "prev_index", req.PrevIndex, "last_index", idx)
 	return AppendResponse{LastIndex: idx, LastEpoch: ep}, nil
@@ -215,13 +217,72 @@ func (f *Follower) InstallSnapshot(ctx context.Context, req SnapshotRequest) (Ap
 		return AppendResponse{}, err
 	}
 	f.fence = req.Epoch
-	f.store.Restore(req.Snapshot)
-	f.fresh = false
-	if f.log != nil {
-		f.log.Reset(req.Snapshot.Index, req.Snapshot.Epoch)
-	}
+	f.adopt(req.Snapshot)
 	f.logger.Info("installed snapshot", "index", req.Snapshot.Index, "epoch", req.Snapshot.Epoch,
 		"entries", len(req.Snapshot.Entries))
 	idx, ep := f.position()
 	return AppendResponse{LastIndex: idx, LastEpoch: ep}, nil
+}
+
+// Position returns this replica's place in the log (see Position).
+func (f *Follower) Position() Position {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	idx, ep := f.position()
+	return Position{LastIndex: idx, LastEpoch: ep, Partial: f.partial}
+}
+
+// Extend applies entries that follow (prevIndex, prevEpoch), as Append does but with no
+// leader or fence check: a newly elected leader uses it to take what a more up-to-date
+// member holds before it takes writes. Entries at or below the last index are skipped; a
+// prev position that does not match this replica's log gives *LogMismatchError.
+func (f *Follower) Extend(prevIndex uint64, prevEpoch int64, entries []kvstore.Entry) (Position, error) {
+	req := AppendRequest{Epoch: prevEpoch, PrevIndex: prevIndex, PrevEpoch: prevEpoch, Entries: entries}
+	for _, e := range entries {
+		req.Epoch = max(req.Epoch, e.Epoch)
+	}
+	if err := req.Validate(); err != nil {
+		return Position{}, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	last, lastEpoch := f.position()
+	end := prevIndex + uint64(len(entries))
+	var at int64
+	switch {
+	case last == prevIndex:
+		at = prevEpoch
+	case last > prevIndex && last <= end:
+		at = entries[last-prevIndex-1].Epoch
+	default:
+		return Position{}, &LogMismatchError{LastIndex: last, LastEpoch: lastEpoch}
+	}
+	if at != lastEpoch {
+		return Position{}, &LogMismatchError{LastIndex: last, LastEpoch: lastEpoch}
+	}
+	if err := f.apply(last, lastEpoch, entries[last-prevIndex:]); err != nil {
+		return Position{}, err
+	}
+	f.fresh = false
+	idx, ep := f.position()
+	return Position{LastIndex: idx, LastEpoch: ep, Partial: f.partial}, nil
+}
+
+// Adopt replaces the store with snap, as InstallSnapshot does but with no leader or fence
+// check: a newly elected leader that is partial or behind adopts a more complete member's
+// snapshot before it takes writes. The replica is complete afterwards.
+func (f *Follower) Adopt(snap kvstore.Snapshot) Position {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.adopt(snap)
+	idx, ep := f.position()
+	return Position{LastIndex: idx, LastEpoch: ep}
+}
+
+func (f *Follower) adopt(snap kvstore.Snapshot) {
+	f.store.Restore(snap)
+	f.fresh, f.partial = false, false
+	if f.log != nil {
+		f.log.Reset(snap.Index, snap.Epoch)
+	}
 }

@@ -177,3 +177,95 @@ func TestFollowerFreshTakesBase(t *testing.T) {
 		t.Fatalf("Put after base got index %d", e.Index)
 	}
 }
+
+func TestFollowerPositionPartial(t *testing.T) {
+	f, _, _ := newFollower(t, true)
+	if p := f.Position(); p.Partial || p.LastIndex != 0 {
+		t.Fatalf("new fresh follower %+v", p)
+	}
+	mustAppend(t, f, appendReq(2, 100, 2, entries(101, 101, 2)), 101)
+	if p := f.Position(); !p.Partial || p.LastIndex != 101 || p.LastEpoch != 2 {
+		t.Fatalf("after a base at 100: %+v, want partial at 101", p)
+	}
+	// A base at index 0 loses nothing: the replica is complete.
+	g, _, _ := newFollower(t, true)
+	mustAppend(t, g, appendReq(2, 0, 0, entries(1, 2, 2)), 2)
+	if p := g.Position(); p.Partial {
+		t.Fatalf("a base at 0 is not partial: %+v", p)
+	}
+	// Adopting a snapshot makes a partial replica complete.
+	p := f.Adopt(kvstore.Snapshot{Index: 120, Epoch: 3, Entries: []kvstore.Entry{{Key: "a", Value: "1", Version: 1, Index: 120, Epoch: 3}}})
+	if p.Partial || p.LastIndex != 120 || f.Position().Partial {
+		t.Fatalf("after Adopt: %+v", p)
+	}
+}
+
+func TestFollowerExtend(t *testing.T) {
+	f, st, l := newFollower(t, false)
+	mustAppend(t, f, appendReq(2, 0, 0, entries(1, 3, 2)), 3)
+
+	// A newly elected leader takes what a peer holds beyond its own last entry, with no
+	// fence check (its own epoch is newer than the entries').
+	f.ObserveEpoch(9)
+	pos, err := f.Extend(3, 2, entries(4, 5, 2))
+	if err != nil || pos.LastIndex != 5 {
+		t.Fatalf("Extend: %+v %v", pos, err)
+	}
+	if i, _ := l.Last(); i != 5 {
+		t.Fatalf("log last %d, want 5", i)
+	}
+	// Overlapping entries are skipped.
+	if pos, err := f.Extend(2, 2, entries(3, 6, 2)); err != nil || pos.LastIndex != 6 {
+		t.Fatalf("overlapping Extend: %+v %v", pos, err)
+	}
+	// A prev position from another history is refused and changes nothing.
+	_, err = f.Extend(6, 1, entries(7, 7, 1))
+	var mm *LogMismatchError
+	if !errors.As(err, &mm) || mm.LastIndex != 6 {
+		t.Fatalf("mismatched Extend: %v", err)
+	}
+	if i, _ := st.Last(); i != 6 {
+		t.Fatalf("store moved to %d on a refused Extend", i)
+	}
+}
+
+func TestLogAfter(t *testing.T) {
+	l := newLog(t, LogConfig{})
+	l.Reset(10, 1)
+	if err := l.Append(entries(11, 15, 2)...); err != nil {
+		t.Fatal(err)
+	}
+	es, more, ok := l.After(12, 2, 2)
+	if !ok || !more || len(es) != 2 || es[0].Index != 13 || es[1].Index != 14 {
+		t.Fatalf("After(12, 2, 2) = %v %v %v", es, more, ok)
+	}
+	if es, more, ok := l.After(10, 1, 0); !ok || more || len(es) != 5 {
+		t.Fatalf("After(base) = %d entries, more %v, ok %v", len(es), more, ok)
+	}
+	if _, _, ok := l.After(12, 1, 0); ok {
+		t.Fatal("After with the wrong epoch at 12 must not be ok")
+	}
+	if _, _, ok := l.After(9, 1, 0); ok {
+		t.Fatal("After below the base must not be ok")
+	}
+	if es, more, ok := l.After(15, 2, 0); !ok || more || len(es) != 0 {
+		t.Fatalf("After(last) = %v %v %v", es, more, ok)
+	}
+}
+
+func TestPositionAfter(t *testing.T) {
+	cases := []struct {
+		p, q Position
+		want bool
+	}{
+		{Position{LastIndex: 5, LastEpoch: 3}, Position{LastIndex: 9, LastEpoch: 2}, true},
+		{Position{LastIndex: 9, LastEpoch: 2}, Position{LastIndex: 5, LastEpoch: 3}, false},
+		{Position{LastIndex: 6, LastEpoch: 3}, Position{LastIndex: 5, LastEpoch: 3}, true},
+		{Position{LastIndex: 5, LastEpoch: 3}, Position{LastIndex: 5, LastEpoch: 3}, false},
+	}
+	for _, c := range cases {
+		if got := c.p.After(c.q); got != c.want {
+			t.Errorf("%+v.After(%+v) = %v", c.p, c.q, got)
+		}
+	}
+}

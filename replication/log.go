@@ -171,6 +171,27 @@ func (l *Log) EpochAt(index uint64) (epoch int64, ok bool) {
 	return l.ring[(l.head+int(index-l.base-1))%len(l.ring)].Epoch, true
 }
 
+// After returns the entries that follow (index, epoch), at most max (max <= 0: all), and
+// whether more follow. ok is false when the log does not hold index with that epoch (it
+// was truncated, or the histories differ there): the caller needs a snapshot.
+func (l *Log) After(index uint64, epoch int64, max int) (entries []kvstore.Entry, more, ok bool) {
+	if at, held := l.EpochAt(index); !held || at != epoch {
+		return nil, false, false
+	}
+	limit := 0 // all
+	if max > 0 {
+		limit = max + 1 // one more tells whether more follow
+	}
+	entries, ok = l.EntriesFrom(index+1, limit)
+	if !ok {
+		return nil, false, false
+	}
+	if max > 0 && len(entries) > max {
+		return entries[:max], true, true
+	}
+	return entries, false, true
+}
+
 // EntriesFrom returns copies of up to max entries starting at index (max <= 0: all).
 // ok is false when the log no longer holds index (index <= Base()); an index beyond
 // Last() gives no entries and ok true: nothing to send yet.

@@ -14,6 +14,8 @@ import (
 const (
 	PathAppend   = "/internal/v1/append"   // POST AppendRequest -> AppendResponse
 	PathSnapshot = "/internal/v1/snapshot" // POST SnapshotRequest -> AppendResponse; GET -> kvstore.Snapshot
+	PathPosition = "/internal/v1/position" // GET -> Position
+	PathEntries  = "/internal/v1/entries"  // GET ?after=I&epoch=E -> EntriesResponse; 409 when (I, E) is not in this log
 )
 
 // Error codes of the internal routes' error bodies.
@@ -46,6 +48,34 @@ type AppendRequest struct {
 type AppendResponse struct {
 	LastIndex uint64 `json:"last_index"`
 	LastEpoch int64  `json:"last_epoch"`
+}
+
+// Position is a replica's place in the replicated log: the index and epoch of its last
+// entry, and whether it is partial: a fresh replica that took a later append as its base
+// lacks the writes before it. A newly elected leader asks every member for it and catches
+// up from the most up-to-date one before it takes writes (see Follower.Extend and Adopt).
+type Position struct {
+	LastIndex uint64 `json:"last_index"`
+	LastEpoch int64  `json:"last_epoch"`
+	Partial   bool   `json:"partial"`
+}
+
+// After reports whether p is further along the log than q: a later last epoch, or the same
+// epoch and a higher index (Raft's "more up-to-date").
+func (p Position) After(q Position) bool {
+	if p.LastEpoch != q.LastEpoch {
+		return p.LastEpoch > q.LastEpoch
+	}
+	return p.LastIndex > q.LastIndex
+}
+
+// EntriesResponse answers GET /internal/v1/entries: the entries after (PrevIndex,
+// PrevEpoch) that the log still holds, at most a batch; More is true when there are more.
+type EntriesResponse struct {
+	PrevIndex uint64          `json:"prev_index"`
+	PrevEpoch int64           `json:"prev_epoch"`
+	Entries   []kvstore.Entry `json:"entries"`
+	More      bool            `json:"more"`
 }
 
 // SnapshotRequest is the body of POST /internal/v1/snapshot.
