@@ -1,10 +1,13 @@
 package server_test
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 
+	"github.com/zkv-dev/zkv/kvstore"
+	"github.com/zkv-dev/zkv/replication"
 	"github.com/zkv-dev/zkv/server"
 )
 
@@ -96,4 +99,54 @@ func containsAll(s string, subs ...string) bool {
 		}
 	}
 	return true
+}
+
+// TestNewLeaderCatchesUp: the order of the election is not the order of the log. Under
+// ack=majority the old leader's last write may sit on c but not on b, its successor. The
+// new leader must take it from c before it leads, rather than overwrite c with a snapshot
+// of its own, shorter store.
+func TestNewLeaderCatchesUp(t *testing.T) {
+	c := newFakeCluster()
+	a := startNode(t, c, "a")
+	a.waitLeading(t)
+	b := startNode(t, c, "b")
+	cc := startNode(t, c, "c")
+	for _, n := range []*node{b, cc} {
+		waitFor(t, n.s.ID()+" to be ready", func() bool { return do(t, http.MethodGet, n.url+"/readyz", "", "").code == 200 })
+	}
+	if r := put(t, a.url, "k1", "v1"); r.code != 200 {
+		t.Fatalf("PUT k1: %d %s", r.code, r.body)
+	}
+
+	// a's next write reaches c only (as if b were slow), then a goes.
+	st := do(t, http.MethodGet, a.url+"/v1/status", "", "").json(t)
+	epoch := int64(st["epoch"].(float64))
+	pos := do(t, http.MethodGet, cc.url+replication.PathPosition, "", "").json(t)
+	last := uint64(pos["last_index"].(float64))
+	lastEpoch := int64(pos["last_epoch"].(float64))
+	body := appendBody(t, epoch, a.addr, last, kvstore.Entry{Key: "k2", Value: "v2", Version: 1, Index: last + 1, Epoch: epoch})
+	body = strings.Replace(body, `"prev_epoch":0`, fmt.Sprintf(`"prev_epoch":%d`, lastEpoch), 1)
+	if r := do(t, http.MethodPost, cc.url+replication.PathAppend, "application/json", body); r.code != 200 {
+		t.Fatalf("append k2 to c only: %d %s", r.code, r.body)
+	}
+	if hasValue(b, "k2", "v2") {
+		t.Fatal("b has k2 already: the test sets nothing up")
+	}
+	a.stop(t)
+	b.waitLeading(t)
+
+	waitFor(t, "b to hold k2, taken from c", func() bool { return hasValue(b, "k2", "v2") })
+	if r := put(t, cc.url, "k3", "v3"); r.code != 200 || r.json(t)["leader"] != b.addr {
+		t.Fatalf("PUT k3 through c: %d %s", r.code, r.body)
+	}
+	for _, n := range []*node{b, cc} {
+		for _, kv := range [][2]string{{"k1", "v1"}, {"k2", "v2"}, {"k3", "v3"}} {
+			if !hasValue(n, kv[0], kv[1]) {
+				t.Errorf("%s lacks %s", n.s.ID(), kv[0])
+			}
+		}
+	}
+	if b.store.Hash() != cc.store.Hash() {
+		t.Error("b and c differ after the catch-up")
+	}
 }

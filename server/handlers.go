@@ -98,6 +98,8 @@ func (s *Server) routes() *echo.Echo {
 	in.POST("/append", s.handleAppend)
 	in.POST("/snapshot", s.handleInstallSnapshot)
 	in.POST("/hello", s.handleHello)
+	in.GET("/position", s.handlePosition)
+	in.GET("/entries", s.handleEntries)
 	in.GET("/snapshot", s.handleGetSnapshot)
 	return e
 }

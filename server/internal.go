@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -147,15 +148,22 @@ func (s *Server) syncOnJoin(v election.View) {
 		"entries", len(snap.Entries))
 }
 
-func (s *Server) fetchSnapshot(ctx context.Context, leader string) (kvstore.Snapshot, error) {
+func (s *Server) fetchSnapshot(ctx context.Context, addr string) (kvstore.Snapshot, error) {
 	var snap kvstore.Snapshot
-	url := "http://" + leader + replication.PathSnapshot
-	if strings.Contains(leader, "://") {
-		url = strings.TrimSuffix(leader, "/") + replication.PathSnapshot
+	err := s.getInternal(ctx, addr, replication.PathSnapshot, replication.DefaultMaxSnapshotBytes, &snap)
+	return snap, err
+}
+
+// getInternal GETs one of another server's internal routes (with the cluster token) and
+// decodes its JSON answer into out. A non-200 answer is an *internalStatusError.
+func (s *Server) getInternal(ctx context.Context, addr, pathQuery string, limit int64, out any) error {
+	url := "http://" + addr + pathQuery
+	if strings.Contains(addr, "://") {
+		url = strings.TrimSuffix(addr, "/") + pathQuery
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return snap, err
+		return err
 	}
 	if s.cfg.ClusterToken != "" {
 		req.Header.Set("Authorization", "Bearer "+s.cfg.ClusterToken)
@@ -163,15 +171,55 @@ func (s *Server) fetchSnapshot(ctx context.Context, leader string) (kvstore.Snap
 	hc := &http.Client{Transport: s.fwdTr, Timeout: DefaultSyncTimeout + time.Second}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return snap, err
+		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return snap, fmt.Errorf("GET %s: %d %s", url, resp.StatusCode, strings.TrimSpace(string(msg)))
+		return &internalStatusError{url: url, status: resp.StatusCode, body: strings.TrimSpace(string(msg))}
 	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, replication.DefaultMaxSnapshotBytes)).Decode(&snap); err != nil {
-		return snap, fmt.Errorf("GET %s: decode: %w", url, err)
+	if err := json.NewDecoder(io.LimitReader(resp.Body, limit)).Decode(out); err != nil {
+		return fmt.Errorf("GET %s: decode: %w", url, err)
 	}
-	return snap, nil
+	return nil
 }
+
+type internalStatusError struct {
+	url    string
+	status int
+	body   string
+}
+
+func (e *internalStatusError) Error() string {
+	return fmt.Sprintf("GET %s: %d %s", e.url, e.status, e.body)
+}
+
+// handlePosition answers this server's place in the log (a new leader's catch-up asks).
+func (s *Server) handlePosition(c echo.Context) error {
+	return c.JSON(http.StatusOK, s.follower.Position())
+}
+
+// handleEntries answers the entries of this server's log after ?after=I&epoch=E, a batch
+// at a time; 409 when the log does not hold (I, E) (truncated, or another history).
+func (s *Server) handleEntries(c echo.Context) error {
+	after, err1 := strconv.ParseUint(c.QueryParam("after"), 10, 64)
+	epoch, err2 := strconv.ParseInt(c.QueryParam("epoch"), 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return newAPIError(http.StatusBadRequest, CodeBadRequest, "after and epoch must be integers: %v", err)
+	}
+	entries, more, ok := s.log.After(after, epoch, entriesBatch)
+	if !ok {
+		idx, ep := s.store.Last()
+		return c.JSON(http.StatusConflict, replication.ErrorResponse{
+			Error:     replication.ErrorDetail{Code: replication.CodeLogMismatch, Message: "this log does not hold that position"},
+			LastIndex: idx, LastEpoch: ep,
+		})
+	}
+	if entries == nil {
+		entries = []kvstore.Entry{}
+	}
+	return c.JSON(http.StatusOK, replication.EntriesResponse{PrevIndex: after, PrevEpoch: epoch, Entries: entries, More: more})
+}
+
+// entriesBatch caps one answer of the entries route.
+const entriesBatch = 4096

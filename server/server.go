@@ -376,7 +376,7 @@ func (s *Server) onView(prev, v election.View) {
 	}
 	if v.IsLeader && v.Connected {
 		if ld := s.leadPtr.Load(); ld == nil || ld.epoch != v.Epoch {
-			s.becomeLeader(v.Epoch)
+			s.becomeLeader(v.Epoch, v.Members)
 		}
 		s.refreshReplicas(v.Members...)
 		if !s.synced.Load() {
@@ -403,8 +403,19 @@ func roleOf(v election.View) string {
 	return "follower"
 }
 
-// becomeLeader starts a leadership for epoch with a new fan-out.
-func (s *Server) becomeLeader(epoch int64) {
+// becomeLeader starts a leadership for epoch with a new fan-out, once it has caught up
+// with the most up-to-date member (see catchUp).
+func (s *Server) becomeLeader(epoch int64, members []election.Member) {
+	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.WriteTimeout)
+	defer cancel()
+	if members == nil {
+		ms, err := s.elector.Members(ctx)
+		if err != nil && s.ctx.Err() == nil {
+			s.logger.Warn("list members before catching up", "error", err)
+		}
+		members = ms
+	}
+	s.catchUp(ctx, epoch, members)
 	rc := s.cfg.Replication
 	rc.Self = s.cfg.Address
 	rc.Epoch = epoch
