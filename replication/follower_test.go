@@ -269,3 +269,17 @@ func TestPositionAfter(t *testing.T) {
 		}
 	}
 }
+
+func TestFollowerUnsafeDisableFencing(t *testing.T) {
+	st, err := kvstore.New(kvstore.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := NewFollower(FollowerConfig{Store: st, Epoch: 9, UnsafeDisableFencing: true,
+		CheckLeader: func(string, int64) error { return ErrNotLeader }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Epoch 2 is below the fence and the sender check refuses everyone: both are off.
+	mustAppend(t, f, appendReq(2, 0, 0, entries(1, 1, 2)), 1)
+}

@@ -40,6 +40,10 @@ type Config struct {
 	// Address is what the other servers and the clients reach this one at, published in
 	// the election; default Host:Port (of the Listener when given).
 	Address string
+	// UnsafeDisableFencing turns the replicas' epoch fence and sender check off. For tests
+	// only: the robustness suite uses it to show that its checks catch a deposed leader's
+	// writes.
+	UnsafeDisableFencing bool
 	// ID names this server in the cluster; default Address.
 	ID string
 	// ZooKeeper is the ensemble, "host:port" each; used by Open only.

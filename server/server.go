@@ -135,6 +135,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		serveErr: make(chan error, 1),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	if cfg.UnsafeDisableFencing {
+		logger.Warn("UNSAFE: fencing is off (-unsafe_disable_fencing): a deposed leader's writes reach the replicas; for tests only")
+	}
 	s.synced.Store(!cfg.SyncOnJoin)
 	s.follower, err = replication.NewFollower(replication.FollowerConfig{
 		Store:       store,
@@ -142,6 +145,8 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		Fresh:       !cfg.SyncOnJoin,
 		CheckLeader: s.checkSender,
 		Logger:      logger.With("component", "follower"),
+
+		UnsafeDisableFencing: cfg.UnsafeDisableFencing,
 	})
 	if err != nil {
 		return nil, err

@@ -90,6 +90,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 		maxValue      = fs.Int("max_value_bytes", server.DefaultMaxValueBytes, "longest value accepted")
 		syncOnJoin    = fs.Bool("sync_on_join", false, "copy the leader's store before serving (default: a restarted server starts empty)")
 		logFormat     = fs.String("log_format", "text", "log format: text or json")
+		advertise     = fs.String("advertise", "", "host:port other servers reach this one at, registered in ZooKeeper (default host:port)")
+		noFence       = fs.Bool("unsafe_disable_fencing", false, "TESTS ONLY: replicas accept writes from any epoch and sender (shows what fencing prevents)")
 	)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: server [flags]\n\nEvery flag falls back to $ZKV_<FLAG IN UPPER CASE>.\n\n")
@@ -138,6 +140,12 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	cfg := server.Config{
 		Host: *host, Port: *port, ID: *id, ZooKeeper: ens, SessionTimeout: sto, ClusterToken: *token,
 		Ack: *ack, MaxKeyBytes: *maxKey, MaxValueBytes: *maxValue, SyncOnJoin: *syncOnJoin,
+		Address: *advertise, UnsafeDisableFencing: *noFence,
+	}
+	if cfg.Address != "" {
+		if _, p, err := net.SplitHostPort(cfg.Address); err != nil || p == "" {
+			return options{}, fmt.Errorf("-advertise %q: want host:port", cfg.Address)
+		}
 	}
 	if cfg.ID == "" {
 		cfg.ID = net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))

@@ -36,7 +36,7 @@ func TestFlagsDefaults(t *testing.T) {
 }
 
 func TestFlagsEnvFallbackAndPrecedence(t *testing.T) {
-	e := env("ZKV_PORT", "6000", "ZKV_HOST", "10.0.0.1", "ZKV_ACK", "majority", "ZKV_SESSION_TIMEOUT", "2500",
+	e := env("ZKV_PORT", "6000", "ZKV_HOST", "127.0.0.2", "ZKV_ACK", "majority", "ZKV_SESSION_TIMEOUT", "2500",
 		"ZKV_SYNC_ON_JOIN", "true", "ZKV_CLUSTER_TOKEN", "tok", "ZKV_LOG_FORMAT", "json", "ZKV_ZOOKEEPER", "z1,z2:2182",
 		"ZKV_ZOOKEEPER_PORT", "2190", "ZKV_MAX_KEY_BYTES", "10", "ZKV_ID", "env-id")
 	o, err := parseFlags([]string{"-port", "7000", "-ack", "leader"}, e, io.Discard)
@@ -47,7 +47,7 @@ func TestFlagsEnvFallbackAndPrecedence(t *testing.T) {
 	if c.Port != 7000 || c.Ack != "leader" {
 		t.Errorf("flags must win over the environment: port %d ack %s", c.Port, c.Ack)
 	}
-	if c.Host != "10.0.0.1" || c.SessionTimeout != 2500*time.Millisecond || !c.SyncOnJoin || c.ClusterToken != "tok" ||
+	if c.Host != "127.0.0.2" || c.SessionTimeout != 2500*time.Millisecond || !c.SyncOnJoin || c.ClusterToken != "tok" ||
 		o.logFormat != "json" || c.MaxKeyBytes != 10 || c.ID != "env-id" {
 		t.Errorf("environment fallback: %+v %s", c, o.logFormat)
 	}
@@ -93,5 +93,22 @@ func TestHelpListsFlags(t *testing.T) {
 		if !strings.Contains(out.String(), f+" ") && !strings.Contains(out.String(), f+"\n") {
 			t.Errorf("-h lacks %s", f)
 		}
+	}
+}
+
+func TestFlagsAdvertiseAndUnsafeFencing(t *testing.T) {
+	o, err := parseFlags([]string{"-port", "5001", "-advertise", "127.0.0.1:6001"}, env(), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.cfg.Address != "127.0.0.1:6001" || o.cfg.ID != "127.0.0.1:5001" || o.cfg.UnsafeDisableFencing {
+		t.Errorf("-advertise: address %q id %q unsafe %v", o.cfg.Address, o.cfg.ID, o.cfg.UnsafeDisableFencing)
+	}
+	o, err = parseFlags(nil, env("ZKV_UNSAFE_DISABLE_FENCING", "true", "ZKV_ADVERTISE", "h:1"), io.Discard)
+	if err != nil || !o.cfg.UnsafeDisableFencing || o.cfg.Address != "h:1" {
+		t.Errorf("env fallback: %+v %v", o.cfg, err)
+	}
+	if _, err := parseFlags([]string{"-advertise", "no-port"}, env(), io.Discard); err == nil {
+		t.Error("-advertise without a port: no error")
 	}
 }
