@@ -40,6 +40,8 @@ type Config struct {
 	// Address is what the other servers and the clients reach this one at, published in
 	// the election; default Host:Port (of the Listener when given).
 	Address string
+	// Pprof serves net/http/pprof under /debug/pprof/ (behind the cluster token when set).
+	Pprof bool
 	// UnsafeDisableFencing turns the replicas' epoch fence and sender check off. For tests
 	// only: the robustness suite uses it to show that its checks catch a deposed leader's
 	// writes.

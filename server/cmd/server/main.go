@@ -91,6 +91,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 		syncOnJoin    = fs.Bool("sync_on_join", false, "copy the leader's store before serving (default: a restarted server starts empty)")
 		logFormat     = fs.String("log_format", "text", "log format: text or json")
 		advertise     = fs.String("advertise", "", "host:port other servers reach this one at, registered in ZooKeeper (default host:port)")
+		pprofOn       = fs.Bool("pprof", false, "serve CPU and heap profiles under /debug/pprof/")
 		noFence       = fs.Bool("unsafe_disable_fencing", false, "TESTS ONLY: replicas accept writes from any epoch and sender (shows what fencing prevents)")
 	)
 	fs.Usage = func() {
@@ -140,7 +141,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	cfg := server.Config{
 		Host: *host, Port: *port, ID: *id, ZooKeeper: ens, SessionTimeout: sto, ClusterToken: *token,
 		Ack: *ack, MaxKeyBytes: *maxKey, MaxValueBytes: *maxValue, SyncOnJoin: *syncOnJoin,
-		Address: *advertise, UnsafeDisableFencing: *noFence,
+		Address: *advertise, UnsafeDisableFencing: *noFence, Pprof: *pprofOn,
 	}
 	if cfg.Address != "" {
 		if _, p, err := net.SplitHostPort(cfg.Address); err != nil || p == "" {
