@@ -536,3 +536,30 @@ func TestLeaderTracksMembers(t *testing.T) {
 		return slices.Equal(ids(c.c.View()), []string{"c@c:5000"})
 	})
 }
+
+// Resign without a session does not wait for one: the node is deleted when the
+// session returns (or vanishes with it), and Resign reports no error.
+func TestResignWhileDisconnected(t *testing.T) {
+	srv := newFakeServer()
+	ms := joinAll(t, srv, "a", "b")
+	waitLeader(t, ms[0], ms...)
+	node := ms[0].c.View().Self.Node
+	ms[0].conn.disconnect()
+	waitFor(t, "a to step down", func() bool { return !ms[0].c.IsLeader() })
+	if err := ms[0].c.Resign(ctxT(t)); err != nil {
+		t.Fatalf("Resign without a session: %v", err)
+	}
+	if got := srv.children("/election"); len(got) != 2 {
+		t.Fatalf("children while disconnected %v: the node cannot go yet", got)
+	}
+	ms[0].conn.reconnect()
+	waitFor(t, "a's node to go once the session is back", func() bool {
+		for _, k := range srv.children("/election") {
+			if "/election/"+k == node {
+				return false
+			}
+		}
+		return true
+	})
+	waitLeader(t, ms[1], ms[1])
+}

@@ -180,6 +180,14 @@ func (c *Candidate) resign(st *loopState, why string, waiterErr error) error {
 	st.kids.clear()
 	st.polling = false
 	var err error
+	if st.node != "" && (st.sessionGone || c.cfg.Conn.State() != zk.StateHasSession) {
+		// Without a session a delete would wait for one (go-zookeeper queues it);
+		// delete it when the session returns, or it vanishes with the session.
+		st.stale = append(st.stale, st.node)
+		c.log.Warn("left the election without a session: our node goes when the session returns or expires",
+			"node", st.node, "why", why)
+		st.node = ""
+	}
 	if st.node != "" {
 		node := st.node
 		st.node = ""

@@ -123,7 +123,7 @@ func (s *Server) pullEntries(ctx context.Context, addr string, from, target repl
 	for target.After(pos) {
 		var resp replication.EntriesResponse
 		q := fmt.Sprintf("%s?after=%d&epoch=%d", replication.PathEntries, pos.LastIndex, pos.LastEpoch)
-		if err := s.getInternal(ctx, addr, q, replication.DefaultMaxAppendBytes, &resp); err != nil {
+		if err := s.getInternal(ctx, addr, q, s.cfg.appendLimit(), &resp); err != nil {
 			return err
 		}
 		if len(resp.Entries) == 0 {

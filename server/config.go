@@ -143,6 +143,18 @@ func (c Config) ackMode() replication.AckMode {
 
 // bodyLimit caps a request body before it is read: a value and a key, each possibly
 // JSON-escaped (\u00XX is six bytes for one), plus the object around them.
+// appendLimit caps an append's (and a catch-up batch's) body: a batch carries up to the
+// fan-out's MaxBatchBytes of keys and values, plus one entry past it, each byte escaped
+// to at most 6 in JSON; never below replication's default.
+func (c Config) appendLimit() int64 {
+	batch := c.Replication.MaxBatchBytes
+	if batch <= 0 {
+		batch = replication.DefaultMaxBatchBytes
+	}
+	return max(int64(replication.DefaultMaxAppendBytes),
+		6*(batch+int64(c.MaxValueBytes)+int64(c.MaxKeyBytes))+1<<20)
+}
+
 func (c Config) bodyLimit() int64 {
 	return 6*int64(c.MaxValueBytes) + 6*int64(c.MaxKeyBytes) + bodyOverhead
 }

@@ -374,15 +374,7 @@ func (s *Server) handleStatus(c echo.Context) error {
 		Leader: StatusLeader{ID: v.Leader.ID, Address: v.Leader.Address},
 		Epoch:  v.Epoch, Keys: s.store.Len(), Members: []Member{},
 	}
-	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
-	defer cancel()
-	ms, err := s.elector.Members(ctx)
-	if err != nil {
-		if p := s.members.Load(); p != nil {
-			ms = *p
-		}
-	}
-	st.Members = members(ms)
+	st.Members = members(s.currentMembers(c.Request().Context(), v))
 	return c.JSON(http.StatusOK, st)
 }
 
@@ -563,6 +555,46 @@ func (s *Server) forward(c echo.Context, body []byte) error {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// currentMembers lists the members for /v1/status: the leader's view has them (its
+// children watch); a follower asks ZooKeeper, with a bound, since go-zookeeper queues a
+// call until it reconnects and would hang the request through an outage. Without a
+// session, or past the bound, it answers the last list read.
+func (s *Server) currentMembers(ctx context.Context, v election.View) []election.Member {
+	if v.Members != nil {
+		return v.Members
+	}
+	last := func() []election.Member {
+		if p := s.members.Load(); p != nil {
+			return *p
+		}
+		return nil
+	}
+	if !v.Connected {
+		return last()
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	type result struct {
+		ms  []election.Member
+		err error
+	}
+	ch := make(chan result, 1) // the call may outlive the request; it ends with the session
+	go func() {
+		ms, err := s.elector.Members(ctx)
+		ch <- result{ms, err}
+	}()
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			return last()
+		}
+		s.members.Store(&r.ms)
+		return r.ms
+	case <-ctx.Done():
+		return last()
+	}
+}
 
 // members converts the election's members for Status.
 func members(ms []election.Member) []Member {

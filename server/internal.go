@@ -46,7 +46,7 @@ func (s *Server) handleAppend(c echo.Context) error {
 	if err := checkContentType(c.Request()); err != nil {
 		return err
 	}
-	limit := int64(replication.DefaultMaxAppendBytes)
+	limit := s.cfg.appendLimit()
 	req, err := replication.DecodeAppend(http.MaxBytesReader(c.Response(), c.Request().Body, limit), limit)
 	if err != nil {
 		return replicationError(c, err)
