@@ -127,6 +127,15 @@ func (r *electionRig) add(ctx context.Context, id string, proxied bool) *candida
 	return m
 }
 
+// kill takes m out of the record as a crash would: its leadership ends now, and the sampler
+// no longer asks it.
+func (r *electionRig) kill(m *candidate) {
+	r.mu.Lock()
+	r.members = slices.DeleteFunc(r.members, func(x *candidate) bool { return x == m })
+	r.mu.Unlock()
+	r.log.kill(m.id)
+}
+
 // sample asks every candidate IsLeader (which is false as soon as the session is in doubt) every
 // millisecond and records a violation when two say yes in the same round.
 func (r *electionRig) sample(ctx context.Context) {
@@ -202,6 +211,7 @@ func (r *electionRig) children(ctx context.Context, z interface {
 type leadershipLog struct {
 	mu         sync.Mutex
 	open       map[string]interval
+	dead       map[string]bool // killed: its views no longer count
 	closed     []interval
 	violations []string
 }
@@ -214,13 +224,16 @@ type interval struct {
 }
 
 func newLeadershipLog() *leadershipLog {
-	return &leadershipLog{open: map[string]interval{}}
+	return &leadershipLog{open: map[string]interval{}, dead: map[string]bool{}}
 }
 
 func (l *leadershipLog) observe(id string, v election.View) {
 	now := time.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.dead[id] {
+		return
+	}
 	cur, leading := l.open[id]
 	switch {
 	case v.IsLeader && !leading:
@@ -235,6 +248,14 @@ func (l *leadershipLog) observe(id string, v election.View) {
 		l.closed = append(l.closed, cur)
 		delete(l.open, id)
 	}
+}
+
+// kill ends id's leadership now and ignores what its Observe channel says from now on.
+func (l *leadershipLog) kill(id string) {
+	l.observe(id, election.View{})
+	l.mu.Lock()
+	l.dead[id] = true
+	l.mu.Unlock()
 }
 
 func (l *leadershipLog) violation(s string) {
@@ -405,12 +426,15 @@ func TestElectionLeaderLeaves(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		proxied bool
-		leave   func(a *candidate)
+		leave   func(r *electionRig, a *candidate)
 		limit   time.Duration // from leaving to the successor leading
 	}{
-		{"close-candidate", false, func(a *candidate) { _ = a.c.Close() }, 5 * time.Second},
-		{"close-session", false, func(a *candidate) { a.sess.Close() }, 5 * time.Second},
-		{"session-expiry", true, func(a *candidate) {
+		{"close-candidate", false, func(_ *electionRig, a *candidate) { _ = a.c.Close() }, 5 * time.Second},
+		// As a crash would: the candidate is dead from here on. (In one process it could still
+		// say it leads until go-zookeeper hears the close answered, after ZooKeeper has
+		// already deleted its node and told the successor.)
+		{"close-session", false, func(r *electionRig, a *candidate) { r.kill(a); a.sess.Close() }, 5 * time.Second},
+		{"session-expiry", true, func(_ *electionRig, a *candidate) {
 			for _, p := range a.proxies {
 				p.Blackhole()
 			}
@@ -427,7 +451,7 @@ func TestElectionLeaderLeaves(t *testing.T) {
 			e1 := a.c.View().Epoch
 
 			began := time.Now()
-			tc.leave(a)
+			tc.leave(r, a)
 			if got := r.leader(ctx, tc.limit, b, c); got != b {
 				t.Fatalf("leader %s after a left, want b (a's successor)", got.id)
 			}
