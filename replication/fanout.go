@@ -178,7 +178,8 @@ type replica struct {
 
 	// Guarded by Fanout.mu.
 	match     uint64
-	acked     bool // match is confirmed by the replica
+	acked     bool   // match is confirmed by the replica
+	confirmed uint64 // the newest Barrier round a request sent after it began has answered
 	retries   uint64
 	snapshots uint64
 	lastErr   string
@@ -212,6 +213,7 @@ type Fanout struct {
 	deposed     chan struct{}
 	isDeposed   bool
 	fencedEpoch int64
+	round       uint64 // Barrier rounds begun
 }
 
 // NewFanout validates cfg and returns a Fanout with no replicas; its stream starts after
@@ -392,11 +394,18 @@ func (f *Fanout) Enqueue(entries ...kvstore.Entry) {
 // Errors: ErrFenced once a replica refused this leader's epoch, ErrClosed after Close,
 // or the ctx's error, wrapped.
 func (f *Fanout) Wait(ctx context.Context, index uint64, mode AckMode) (acked int, err error) {
+	return f.await(ctx, mode, fmt.Sprintf("wait for index %d", index), func(r *replica) bool {
+		return r.acked && r.match >= index
+	})
+}
+
+// await blocks until the replicas for which done holds satisfy mode.
+func (f *Fanout) await(ctx context.Context, mode AckMode, what string, done func(*replica) bool) (acked int, err error) {
 	for {
 		f.mu.Lock()
 		acked = 0
 		for _, r := range f.replicas {
-			if r.acked && r.match >= index {
+			if done(r) {
 				acked++
 			}
 		}
@@ -426,9 +435,33 @@ func (f *Fanout) Wait(ctx context.Context, index uint64, mode AckMode) (acked in
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return acked, fmt.Errorf("replication: wait for index %d (ack %s): %w", index, mode, ctx.Err())
+			return acked, fmt.Errorf("replication: %s (ack %s): %w", what, mode, ctx.Err())
 		}
 	}
+}
+
+// Barrier returns once replicas have answered, under mode, a request this leader sent
+// after Barrier began: proof that, at some moment during the call, they still took this
+// leader's epoch. A leader-path read uses it, after its index has committed, so that a
+// deposed leader that has not noticed yet (paused past its session, say) cannot answer
+// with what it alone holds. Concurrent calls share one round per replica. AckLeader
+// counts as AckMajority here: a read confirmed by the leader alone proves nothing.
+// Errors are Wait's.
+func (f *Fanout) Barrier(ctx context.Context, mode AckMode) (acked int, err error) {
+	if mode == AckLeader {
+		mode = AckMajority
+	}
+	f.mu.Lock()
+	f.round++
+	want := f.round
+	for _, r := range f.replicas {
+		select {
+		case r.notify <- struct{}{}:
+		default:
+		}
+	}
+	f.mu.Unlock()
+	return f.await(ctx, mode, "barrier", func(r *replica) bool { return r.confirmed >= want })
 }
 
 // Deposed is closed when a replica answers stale_epoch: a newer leader exists. The Fanout
@@ -547,6 +580,9 @@ func (f *Fanout) run(ctx context.Context, r *replica, pos position) {
 		}
 		var err error
 		wasProbe := probe
+		f.mu.Lock()
+		round := f.round // a success of what is sent now answers the Barrier rounds begun so far
+		f.mu.Unlock()
 		if probe {
 			pos, err = f.sendAppend(ctx, r, pos, nil)
 		} else if entries, ok := f.cfg.Log.EntriesFrom(pos.index+1, f.cfg.MaxBatch); ok {
@@ -556,6 +592,7 @@ func (f *Fanout) run(ctx context.Context, r *replica, pos position) {
 		}
 		probe = false
 		if err == nil {
+			f.confirm(r, round)
 			if !wasProbe {
 				failures = 0 // the backoff grows across probes until real progress
 			}
@@ -577,8 +614,18 @@ func (f *Fanout) run(ctx context.Context, r *replica, pos position) {
 	}
 }
 
-// waitWork returns true once the leader has entries after index, or it is time for a
-// heartbeat; false when ctx ends.
+// confirm records that the replica answered a request sent during Barrier round.
+func (f *Fanout) confirm(r *replica, round uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if round > r.confirmed {
+		r.confirmed = round
+		f.broadcast()
+	}
+}
+
+// waitWork returns true once the leader has entries after index, a Barrier round waits
+// for this replica, or it is time for a heartbeat; false when ctx ends.
 func (f *Fanout) waitWork(ctx context.Context, r *replica, index uint64) bool {
 	var heartbeat <-chan time.Time
 	if f.cfg.HeartbeatInterval > 0 {
@@ -588,9 +635,9 @@ func (f *Fanout) waitWork(ctx context.Context, r *replica, index uint64) bool {
 	}
 	for {
 		f.mu.Lock()
-		last := f.last.index
+		last, pending := f.last.index, f.round > r.confirmed
 		f.mu.Unlock()
-		if last > index {
+		if last > index || pending {
 			return true
 		}
 		select {

@@ -411,3 +411,48 @@ func sameStats(a, b *kvstore.Store) bool {
 	sa.Shards, sb.Shards = 0, 0
 	return sa == sb
 }
+
+// Barrier needs a request sent after it began to be answered: a replica that was
+// reachable before but is blocked now holds an ack=all barrier back, not a majority one.
+func TestBarrier(t *testing.T) {
+	fast, slow := newTestReplica(t), newTestReplica(t)
+	l := newTestLeader(t, Config{HeartbeatInterval: time.Hour}, LogConfig{})
+	l.fan.SetReplicas(urls(fast, slow))
+	e := l.put(t, "k", "v")
+	if _, err := l.fan.Wait(waitCtx(t), e.Index, AckAll); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := l.fan.Barrier(waitCtx(t), AckAll); err != nil || n != 2 {
+		t.Fatalf("Barrier(all) with both up: %d %v", n, err)
+	}
+	gate := slow.block()
+	if n, err := l.fan.Barrier(waitCtx(t), AckMajority); err != nil || n < 1 {
+		t.Fatalf("Barrier(majority) with one blocked: %d %v", n, err)
+	}
+	// Both replicas had acked everything before; only a new round counts.
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if _, err := l.fan.Barrier(ctx, AckAll); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Barrier(all) with one replica blocked: %v, want a deadline", err)
+	}
+	slow.unblock(gate)
+	if _, err := l.fan.Barrier(waitCtx(t), AckAll); err != nil {
+		t.Fatalf("Barrier(all) after unblocking: %v", err)
+	}
+	// AckLeader proves nothing alone: it needs a majority round too.
+	if n, err := l.fan.Barrier(waitCtx(t), AckLeader); err != nil || n < 1 {
+		t.Fatalf("Barrier(leader): %d %v", n, err)
+	}
+}
+
+// A replica that has seen a newer epoch refuses the barrier's round: a deposed leader
+// learns it there rather than answering a read.
+func TestBarrierFenced(t *testing.T) {
+	a := newTestReplica(t, withFollower(FollowerConfig{Epoch: 5}))
+	b := newTestReplica(t, withFollower(FollowerConfig{Epoch: 5}))
+	l := newTestLeader(t, Config{Epoch: 3, HeartbeatInterval: time.Hour}, LogConfig{})
+	l.fan.SetReplicas(urls(a, b))
+	if _, err := l.fan.Barrier(waitCtx(t), AckMajority); !errors.Is(err, ErrFenced) {
+		t.Fatalf("Barrier on fenced replicas: %v", err)
+	}
+}

@@ -31,7 +31,7 @@ type peerPosition struct {
 // others to the same state. A member that does not answer in time is passed over: its
 // writes are lost only if it alone held them.
 func (s *Server) catchUp(ctx context.Context, epoch int64, members []election.Member) {
-	peers := s.positions(ctx, members)
+	peers := s.positions(ctx, epoch, members)
 	// Most up-to-date first; on a tie, a complete member before a partial one.
 	slices.SortStableFunc(peers, func(a, b peerPosition) int {
 		switch {
@@ -86,8 +86,9 @@ func (s *Server) catchUp(ctx context.Context, epoch int64, members []election.Me
 		"last_index", self.LastIndex, "last_epoch", self.LastEpoch)
 }
 
-// positions asks every other member for its position, in parallel.
-func (s *Server) positions(ctx context.Context, members []election.Member) []peerPosition {
+// positions asks every other member for its position, in parallel, raising its fence to
+// epoch on the way.
+func (s *Server) positions(ctx context.Context, epoch int64, members []election.Member) []peerPosition {
 	var (
 		mu  sync.Mutex
 		out []peerPosition
@@ -103,7 +104,8 @@ func (s *Server) positions(ctx context.Context, members []election.Member) []pee
 			qctx, cancel := context.WithTimeout(ctx, catchUpPositionTimeout)
 			defer cancel()
 			var pos replication.Position
-			if err := s.getInternal(qctx, addr, replication.PathPosition, 1<<10, &pos); err != nil {
+			q := fmt.Sprintf("%s?epoch=%d", replication.PathPosition, epoch)
+			if err := s.getInternal(qctx, addr, q, 1<<10, &pos); err != nil {
 				s.logger.Info("catch-up: a member did not tell its position", "member", addr, "error", err)
 				return
 			}

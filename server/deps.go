@@ -44,6 +44,7 @@ type Replicator interface {
 	SetReplicas(addrs []string)
 	Enqueue(entries ...kvstore.Entry)
 	Wait(ctx context.Context, index uint64, mode replication.AckMode) (acked int, err error)
+	Barrier(ctx context.Context, mode replication.AckMode) (acked int, err error)
 	Deposed() <-chan struct{}
 	Stats() []replication.ReplicaStats
 	Close() error

@@ -231,6 +231,9 @@ type fakeRepl struct {
 	gate     chan struct{} // Wait blocks until closed, when set
 	deposed  chan struct{}
 	closed   bool
+
+	barriers   int   // Barrier calls
+	barrierErr error // Barrier's answer, when set
 }
 
 func (r *fakeRepl) SetReplicas(addrs []string) {
@@ -260,6 +263,18 @@ func (r *fakeRepl) Wait(ctx context.Context, index uint64, mode replication.AckM
 		return 0, err
 	}
 	return n, nil
+}
+
+// Barrier answers as Wait does, and counts its calls.
+func (r *fakeRepl) Barrier(ctx context.Context, mode replication.AckMode) (int, error) {
+	r.mu.Lock()
+	r.barriers++
+	berr := r.barrierErr
+	r.mu.Unlock()
+	if berr != nil {
+		return 0, berr
+	}
+	return r.Wait(ctx, 0, mode)
 }
 
 func (r *fakeRepl) Deposed() <-chan struct{} { return r.deposed }

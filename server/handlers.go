@@ -259,10 +259,19 @@ func (s *Server) handleGet(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if leader && !s.leading() {
-		return s.forward(c, nil)
+	var e kvstore.Entry
+	var ok bool
+	if leader {
+		var here bool
+		if e, ok, here, err = s.leaderRead(c.Request().Context(), key); err != nil {
+			return err
+		}
+		if !here {
+			return s.forward(c, nil)
+		}
+	} else {
+		e, ok = s.store.Get(key)
 	}
-	e, ok := s.store.Get(key)
 	if !ok {
 		return c.JSON(http.StatusOK, KV{Key: key, Found: ptr(false)})
 	}
@@ -270,6 +279,45 @@ func (s *Server) handleGet(c echo.Context) error {
 }
 
 // wantLeaderRead parses ?consistency=: "" or "local" reads here, "leader" at the leader.
+// leaderRead is a linearizable read on the leader (?consistency=leader), after Raft's
+// ReadIndex: it reads the key and the last index together under the write lock, waits
+// until that index is acknowledged under the ack mode (so it never answers a write that
+// may yet fail), then needs replicas to answer a round sent after the read began
+// (Barrier), which proves this server still led at that moment: a leader paused past its
+// session that wakes up believing it leads is refused by replicas that saw a newer epoch.
+// here is false when this server does not lead (the caller forwards).
+func (s *Server) leaderRead(ctx context.Context, key string) (e kvstore.Entry, ok, here bool, err error) {
+	s.writeMu.Lock()
+	ld := s.lead
+	if ld == nil {
+		s.writeMu.Unlock()
+		return e, false, false, nil
+	}
+	idx, _ := s.store.Last()
+	e, ok = s.store.Get(key)
+	s.writeMu.Unlock()
+
+	rctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
+	defer cancel()
+	if _, err := ld.repl.Wait(rctx, idx, s.ack); err != nil {
+		return e, false, true, s.readUnconfirmed(err, "the writes it reads are not acknowledged")
+	}
+	if _, err := ld.repl.Barrier(rctx, s.ack); err != nil {
+		return e, false, true, s.readUnconfirmed(err, "the replicas did not confirm this leader")
+	}
+	if v := s.elector.View(); !v.IsLeader || v.Epoch != ld.epoch {
+		return e, false, true, unavailable(CodeNotLeader, ErrNotLeader, "this server no longer leads epoch %d", ld.epoch)
+	}
+	return e, ok, true, nil
+}
+
+func (s *Server) readUnconfirmed(err error, why string) error {
+	if errors.Is(err, replication.ErrFenced) {
+		return unavailable(CodeNotLeader, ErrFenced, "leader read refused: this leader was deposed by a newer epoch; retry")
+	}
+	return unavailable(CodeNotReplicated, ErrNotReplicated, "leader read not confirmed: %s: %v", why, err)
+}
+
 func (s *Server) wantLeaderRead(c echo.Context) (bool, error) {
 	switch c.QueryParam("consistency") {
 	case "", "local":
@@ -329,10 +377,18 @@ func (s *Server) handleRead(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if leader && !s.leading() {
-		return s.forward(c, nil)
+	var e kvstore.Entry
+	if leader {
+		var here bool
+		if e, _, here, err = s.leaderRead(c.Request().Context(), key); err != nil {
+			return err
+		}
+		if !here {
+			return s.forward(c, nil)
+		}
+	} else {
+		e, _ = s.store.Get(key)
 	}
-	e, _ := s.store.Get(key)
 	return c.JSON(http.StatusOK, struct {
 		Key   string `json:"key"`
 		Value string `json:"value"`

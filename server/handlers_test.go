@@ -311,3 +311,40 @@ func TestMethodNotAllowedAndNotFound(t *testing.T) {
 		checkHeaders(t, r, n.addr)
 	}
 }
+
+// A leader read (?consistency=leader) answers only once the replicas confirm this leader
+// (Barrier); a leader whose replicas have seen a newer epoch answers 503, never its own
+// possibly unacknowledged copy.
+func TestLeaderReadNeedsConfirmation(t *testing.T) {
+	c := newFakeCluster()
+	repls := &fakeRepls{}
+	n := startNode(t, c, "a", withRepls(repls))
+	n.waitLeading(t)
+	waitFor(t, "a fan-out", func() bool { return repls.last() != nil })
+	if r := put(t, n.url, "k", "v"); r.code != 200 {
+		t.Fatalf("PUT: %d %s", r.code, r.body)
+	}
+	fr := repls.last()
+	for _, path := range []string{"/v1/kv/k?consistency=leader", "/read?key=k&consistency=leader"} {
+		if r := do(t, http.MethodGet, n.url+path, "", ""); r.code != 200 || !strings.Contains(string(r.body), `"v"`) {
+			t.Fatalf("GET %s: %d %s", path, r.code, r.body)
+		}
+	}
+	fr.mu.Lock()
+	calls := fr.barriers
+	fr.barrierErr = replication.ErrFenced
+	fr.mu.Unlock()
+	if calls != 2 {
+		t.Fatalf("leader reads made %d barrier rounds, want 2", calls)
+	}
+	for _, path := range []string{"/v1/kv/k?consistency=leader", "/read?key=k&consistency=leader"} {
+		r := do(t, http.MethodGet, n.url+path, "", "")
+		if r.code != 503 || r.hdr.Get("Retry-After") == "" {
+			t.Fatalf("GET %s on a deposed leader: %d %s", path, r.code, r.body)
+		}
+	}
+	// A local read still answers from the local copy.
+	if r := do(t, http.MethodGet, n.url+"/v1/kv/k", "", ""); r.code != 200 {
+		t.Fatalf("local GET: %d %s", r.code, r.body)
+	}
+}

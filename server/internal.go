@@ -194,8 +194,17 @@ func (e *internalStatusError) Error() string {
 	return fmt.Sprintf("GET %s: %d %s", e.url, e.status, e.body)
 }
 
-// handlePosition answers this server's place in the log (a new leader's catch-up asks).
+// handlePosition answers this server's place in the log. A new leader's catch-up asks
+// with ?epoch=E, its epoch: the fence rises to it first, so from then on this server
+// refuses the deposed leader's appends even before the new leader's stream reaches it.
 func (s *Server) handlePosition(c echo.Context) error {
+	if q := c.QueryParam("epoch"); q != "" {
+		epoch, err := strconv.ParseInt(q, 10, 64)
+		if err != nil || epoch < 0 {
+			return newAPIError(http.StatusBadRequest, CodeBadRequest, "epoch must be a non-negative integer")
+		}
+		s.follower.ObserveEpoch(epoch)
+	}
 	return c.JSON(http.StatusOK, s.follower.Position())
 }
 

@@ -224,3 +224,29 @@ func TestHelloReachesOnlyTheLeader(t *testing.T) {
 		t.Fatalf("hello to a follower: %d %s", r.code, r.body)
 	}
 }
+
+// A new leader's position query raises the fence: the deposed leader's appends are
+// refused from then on.
+func TestPositionQueryRaisesFence(t *testing.T) {
+	c := newFakeCluster()
+	stub := newStubLeader(t)
+	le := c.remote("leader", stub.addr())
+	defer le.Close()
+	n := startNode(t, c, "f")
+	n.waitRole(t, "follower")
+	epoch := c.epochNow()
+	r := do(t, http.MethodGet, n.url+replication.PathPosition+fmt.Sprintf("?epoch=%d", epoch+10), "", "")
+	if r.code != 200 {
+		t.Fatalf("position: %d %s", r.code, r.body)
+	}
+	body := appendBody(t, epoch, stub.addr(), 0, kvstore.Entry{Key: "k", Value: "v", Version: 1, Index: 1, Epoch: epoch})
+	if r := do(t, http.MethodPost, n.url+replication.PathAppend, "application/json", body); r.code != 412 {
+		t.Fatalf("append below the raised fence: %d %s", r.code, r.body)
+	}
+	if n.store.Len() != 0 {
+		t.Fatal("a fenced append was applied")
+	}
+	if r := do(t, http.MethodGet, n.url+replication.PathPosition+"?epoch=x", "", ""); r.code != 400 {
+		t.Fatalf("bad epoch: %d", r.code)
+	}
+}
