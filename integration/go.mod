@@ -60,3 +60,5 @@ require (
 replace github.com/zkv-dev/zkv/driver => ../driver
 
 replace github.com/zkv-dev/zkv/election => ../election
+
+replace github.com/go-zookeeper/zk => ../third_party/go-zookeeper-zk

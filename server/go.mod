@@ -38,3 +38,5 @@ replace (
 	github.com/zkv-dev/zkv/kvstore => ../kvstore
 	github.com/zkv-dev/zkv/replication => ../replication
 )
+
+replace github.com/go-zookeeper/zk => ../third_party/go-zookeeper-zk
