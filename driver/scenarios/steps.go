@@ -2,6 +2,7 @@ package scenarios
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -201,6 +202,11 @@ func (r *run) scenario2(ctx context.Context) {
 					wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 					defer cancel()
 					kv, err := m.c.Put(wctx, key, "written-after-the-failover")
+					if err == nil && (kv.Leader == old.self || kv.Epoch <= oldEpoch) {
+						// The stopped leader answered it, in the instant before it acted on
+						// the signal: that is not a failover. Count only a new leader's.
+						return errAckedByOldLeader
+					}
 					if err == nil {
 						firstKV, firstVia = kv, m
 					}
@@ -294,6 +300,10 @@ func (r *run) scenario2(ctx context.Context) {
 	}
 	r.steps(steps)
 }
+
+// errAckedByOldLeader marks a write the stopped leader acknowledged before it acted on the
+// signal; the failover clock runs on.
+var errAckedByOldLeader = errors.New("scenarios: acknowledged by the stopped leader, not a new one")
 
 func exitText(err error) string {
 	if err == nil {
