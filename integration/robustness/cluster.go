@@ -87,7 +87,46 @@ func StartCluster(ctx context.Context, zk *launcher.ZooKeeper, binary, logDir st
 		c.Close()
 		return nil, err
 	}
+	// A follower's /readyz is 503 until the leader's stream reaches it: traffic starts only once
+	// every server is ready, so no test measures a cluster that is still forming.
+	if err := c.Ready(ctx); err != nil {
+		c.Close()
+		return nil, err
+	}
 	return c, nil
+}
+
+// Ready polls /readyz on every running server (directly, not through its client proxy) until
+// each answers 200, for at most 20s.
+func (c *Cluster) Ready(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	for {
+		var notReady []string
+		for _, s := range c.Servers {
+			if !s.Running() {
+				continue
+			}
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.Addr+"/readyz", nil)
+			resp, err := c.status.Do(req)
+			if err != nil {
+				notReady = append(notReady, fmt.Sprintf("server %d: %v", s.Index, err))
+				continue
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				notReady = append(notReady, fmt.Sprintf("server %d: %d", s.Index, resp.StatusCode))
+			}
+		}
+		if len(notReady) == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("robustness: not ready: %s", strings.Join(notReady, "; "))
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // Status is the part of GET /v1/status the tests read.

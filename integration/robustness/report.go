@@ -25,7 +25,8 @@ func WriteReport(w io.Writer, results []*Result, features Features, elapsed time
 	} else {
 		p("; server->server links are direct (the server binary has no `-advertise`, so replica-partition is skipped)")
 	}
-	p(". 8 clients send writes with unique values (50%%), local reads (30%%) and `?consistency=leader` reads (20%%) over 10 keys ")
+	p(". Traffic starts once every server answers `/readyz` (a follower only after the leader's stream reached it)")
+	p("; 8 clients send writes with unique values (50%%), local reads (30%%) and `?consistency=leader` reads (20%%) over 10 keys ")
 	p("to random servers, 25ms apart, each request with a 2s timeout, while one fault is injected at a time. ")
 	p("Every operation is recorded; after the fault heals and traffic stops, every key is read from the leader and every live ")
 	p("server's copy is compared with it, then the invariants are checked over the history.\n\n")

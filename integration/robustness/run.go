@@ -134,6 +134,9 @@ func (s Scenario) Execute(t *testing.T, env *Env) *Result {
 	if err != nil {
 		t.Fatalf("after healing: %v", err)
 	}
+	if err := c.Ready(ctx); err != nil {
+		t.Errorf("after healing: %v", err)
+	}
 	final := finalReads(ctx, t, c, leader, h, run.Traffic)
 	res.Converge = converge(ctx, c, final, run.Traffic, res)
 	res.Note("leader after healing: server %d, found %v after quiet", leader.Index, time.Since(quiet).Round(time.Millisecond))
