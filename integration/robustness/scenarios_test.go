@@ -58,7 +58,9 @@ func TestLeaderKill(t *testing.T) {
 }
 
 // pauseLeader stops the leader past its session, then lets it run again; twice.
-func pauseLeader(ctx context.Context, r *Run) error { return pauseLeaderUntil(ctx, r, 2, 3*time.Second, nil) }
+func pauseLeader(ctx context.Context, r *Run) error {
+	return pauseLeaderUntil(ctx, r, 2, 3*time.Second, nil)
+}
 
 // pauseLeaderUntil pauses the leader for session+1.5s (a newer leader is elected and takes
 // writes meanwhile), resumes it, lets the cluster settle for settle; up to n times, stopping
