@@ -11,7 +11,7 @@ export ZK_IMAGE
 export ZKV_SERVER_BIN := $(BIN)/server
 export ZKV_DRIVER_BIN := $(BIN)/driver
 
-.PHONY: all build demo test test-unit test-integration prepare lint fmt vet tidy clean
+.PHONY: all build demo test test-unit test-integration prepare lint fmt vet tidy clean robustness bench-election bench-load
 
 all: build
 
@@ -38,6 +38,17 @@ test-unit:
 
 test-integration:
 	cd integration && $(GO) test -race -count=1 -timeout 20m ./...
+
+# docs/robustness.md from a run of the robustness suite (real ZooKeeper ensemble and processes).
+robustness: build prepare
+	cd integration && ZKV_ROBUSTNESS_REPORT=$(CURDIR)/docs/robustness.md $(GO) test -race -count=1 -timeout 15m -v -run . ./robustness
+
+# docs/election-latency.md and docs/benchmarks.md (plots in docs/img); see each report for flags.
+bench-election: build prepare
+	$(BIN)/driver bench election
+
+bench-load: build prepare
+	$(BIN)/driver bench load
 
 lint: fmt vet
 	@set -e; for m in $(MODULES); do (cd $$m && $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...); done
