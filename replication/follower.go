@@ -147,27 +147,33 @@ func (f *Follower) Append(ctx context.Context, req AppendRequest) (AppendRespons
 		f.fresh = false // written to meanwhile (this server led): no longer fresh
 	}
 
+	return f.continueLog(req.PrevIndex, req.PrevEpoch, req.Entries)
+}
+
+// continueLog applies the entries that follow (prevIndex, prevEpoch) if they continue this
+// replica's log (log matching: the epoch they give for its last index is its own); the
+// entries it holds already are skipped. Called with f.mu held.
+func (f *Follower) continueLog(prevIndex uint64, prevEpoch int64, entries []kvstore.Entry) (AppendResponse, error) {
 	last, lastEpoch := f.position()
 	var at int64 // epoch the request gives for index `last`
 	var known bool
-	end := req.PrevIndex + uint64(len(req.Entries))
+	end := prevIndex + uint64(len(entries))
 	switch {
-	case last == req.PrevIndex:
-		at, known = req.PrevEpoch, true
-	case last > req.PrevIndex && last <= end:
-		at, known = req.Entries[last-req.PrevIndex-1].Epoch, true
+	case last == prevIndex:
+		at, known = prevEpoch, true
+	case last > prevIndex && last <= end:
+		at, known = entries[last-prevIndex-1].Epoch, true
 	case last > end:
 		// Everything sent is at or below what we hold: a retry or an old batch. Answer our
 		// position; the leader checks it against its own log.
 		return AppendResponse{LastIndex: last, LastEpoch: lastEpoch}, nil
 	}
 	if !known || at != lastEpoch {
-		f.logger.Debug("append does not match", "prev_index", req.PrevIndex, "prev_epoch", req.PrevEpoch,
+		f.logger.Debug("append does not match", "prev_index", prevIndex, "prev_epoch", prevEpoch,
 			"last_index", last, "last_epoch", lastEpoch)
 		return AppendResponse{}, &LogMismatchError{LastIndex: last, LastEpoch: lastEpoch}
 	}
-	todo := req.Entries[last-req.PrevIndex:]
-	if err := f.apply(last, lastEpoch, todo); err != nil {
+	if err := f.apply(last, lastEpoch, entries[last-prevIndex:]); err != nil {
 		return AppendResponse{}, err
 	}
 	idx, ep := f.position()
@@ -256,26 +262,12 @@ func (f *Follower) Extend(prevIndex uint64, prevEpoch int64, entries []kvstore.E
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	last, lastEpoch := f.position()
-	end := prevIndex + uint64(len(entries))
-	var at int64
-	switch {
-	case last == prevIndex:
-		at = prevEpoch
-	case last > prevIndex && last <= end:
-		at = entries[last-prevIndex-1].Epoch
-	default:
-		return Position{}, &LogMismatchError{LastIndex: last, LastEpoch: lastEpoch}
-	}
-	if at != lastEpoch {
-		return Position{}, &LogMismatchError{LastIndex: last, LastEpoch: lastEpoch}
-	}
-	if err := f.apply(last, lastEpoch, entries[last-prevIndex:]); err != nil {
+	resp, err := f.continueLog(prevIndex, prevEpoch, entries)
+	if err != nil {
 		return Position{}, err
 	}
 	f.fresh = false
-	idx, ep := f.position()
-	return Position{LastIndex: idx, LastEpoch: ep, Partial: f.partial}, nil
+	return Position{LastIndex: resp.LastIndex, LastEpoch: resp.LastEpoch, Partial: f.partial}, nil
 }
 
 // Adopt replaces the store with snap, as InstallSnapshot does but with no leader or fence

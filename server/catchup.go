@@ -135,6 +135,9 @@ func (s *Server) pullEntries(ctx context.Context, addr string, from, target repl
 		if err != nil {
 			return err
 		}
+		if !next.After(pos) {
+			return errors.New("the member's entries took this server no further")
+		}
 		s.logger.Info("catch-up: took entries from a more up-to-date member", "member", addr,
 			"entries", len(resp.Entries), "last_index", next.LastIndex, "last_epoch", next.LastEpoch)
 		pos = next
