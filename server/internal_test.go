@@ -26,13 +26,21 @@ func appendBody(t *testing.T, epoch int64, leader string, prev uint64, entries .
 	return string(b)
 }
 
-func TestInternalRoutesToken(t *testing.T) {
+// followerOfStub starts a server "f" that follows a stub leader (which records what reaches
+// it) in a fake cluster.
+func followerOfStub(t *testing.T, opts ...nodeOpt) (*fakeCluster, *stubLeader, *node) {
+	t.Helper()
 	c := newFakeCluster()
 	stub := newStubLeader(t)
 	le := c.remote("leader", stub.addr())
-	defer le.Close()
-	n := startNode(t, c, "f", withConfig(func(cfg *server.Config) { cfg.ClusterToken = "s3cret" }))
+	t.Cleanup(func() { le.Close() })
+	n := startNode(t, c, "f", opts...)
 	n.waitRole(t, "follower")
+	return c, stub, n
+}
+
+func TestInternalRoutesToken(t *testing.T) {
+	c, stub, n := followerOfStub(t, withConfig(func(cfg *server.Config) { cfg.ClusterToken = "s3cret" }))
 	epoch := c.epochNow()
 	body := appendBody(t, epoch, stub.addr(), 0, kvstore.Entry{Key: "k", Value: "v", Version: 1, Index: 1, Epoch: epoch})
 
@@ -63,12 +71,7 @@ func TestInternalRoutesToken(t *testing.T) {
 }
 
 func TestInternalRoutesWithoutToken(t *testing.T) {
-	c := newFakeCluster()
-	stub := newStubLeader(t)
-	le := c.remote("leader", stub.addr())
-	defer le.Close()
-	n := startNode(t, c, "f")
-	n.waitRole(t, "follower")
+	c, stub, n := followerOfStub(t)
 	epoch := c.epochNow()
 	body := appendBody(t, epoch, stub.addr(), 0, kvstore.Entry{Key: "k", Value: "v", Version: 1, Index: 1, Epoch: epoch})
 	if r := do(t, http.MethodPost, n.url+replication.PathAppend, "application/json", body); r.code != 200 {
@@ -85,12 +88,7 @@ func TestInternalRoutesWithoutToken(t *testing.T) {
 // TestAppendFencing: an append from an older epoch is refused with 412 and one from a
 // sender that is not this view's leader with 403; neither changes anything.
 func TestAppendFencing(t *testing.T) {
-	c := newFakeCluster()
-	stub := newStubLeader(t)
-	le := c.remote("leader", stub.addr())
-	defer le.Close()
-	n := startNode(t, c, "f")
-	n.waitRole(t, "follower")
+	c, stub, n := followerOfStub(t)
 	epoch := c.epochNow()
 	entry := func(i uint64, ep int64) kvstore.Entry {
 		return kvstore.Entry{Key: fmt.Sprint("k", i), Value: "v", Version: 1, Index: i, Epoch: ep}
@@ -184,12 +182,7 @@ func TestGracefulShutdown(t *testing.T) {
 // A follower is ready only once its leader replicates to it; until then it says hello to
 // the leader, so that writes are not acknowledged without it.
 func TestFollowerReadyOnceInLeadersStream(t *testing.T) {
-	c := newFakeCluster()
-	stub := newStubLeader(t)
-	le := c.remote("leader", stub.addr())
-	defer le.Close()
-	n := startNode(t, c, "f")
-	n.waitRole(t, "follower")
+	c, stub, n := followerOfStub(t)
 
 	if r := do(t, http.MethodGet, n.url+"/readyz", "", ""); r.code != 503 {
 		t.Fatalf("readyz before any append: %d %s", r.code, r.body)
@@ -213,12 +206,7 @@ func TestFollowerReadyOnceInLeadersStream(t *testing.T) {
 
 // The leader answers a hello by re-reading its members at once; a follower refuses it.
 func TestHelloReachesOnlyTheLeader(t *testing.T) {
-	c := newFakeCluster()
-	stub := newStubLeader(t)
-	le := c.remote("leader", stub.addr())
-	defer le.Close()
-	n := startNode(t, c, "f")
-	n.waitRole(t, "follower")
+	_, _, n := followerOfStub(t)
 	r := do(t, http.MethodPost, n.url+"/internal/v1/hello", "application/json", `{"id":"x","address":"127.0.0.1:1"}`)
 	if r.code != 503 || r.errCode(t) != server.CodeNotLeader {
 		t.Fatalf("hello to a follower: %d %s", r.code, r.body)
@@ -228,12 +216,7 @@ func TestHelloReachesOnlyTheLeader(t *testing.T) {
 // A new leader's position query raises the fence: the deposed leader's appends are
 // refused from then on.
 func TestPositionQueryRaisesFence(t *testing.T) {
-	c := newFakeCluster()
-	stub := newStubLeader(t)
-	le := c.remote("leader", stub.addr())
-	defer le.Close()
-	n := startNode(t, c, "f")
-	n.waitRole(t, "follower")
+	c, stub, n := followerOfStub(t)
 	epoch := c.epochNow()
 	r := do(t, http.MethodGet, n.url+replication.PathPosition+fmt.Sprintf("?epoch=%d", epoch+10), "", "")
 	if r.code != 200 {
