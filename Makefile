@@ -11,7 +11,7 @@ export ZK_IMAGE
 export ZKV_SERVER_BIN := $(BIN)/server
 export ZKV_DRIVER_BIN := $(BIN)/driver
 
-.PHONY: all build demo test test-unit test-integration prepare lint fmt vet tidy clean robustness bench-election bench-load
+.PHONY: all build demo test test-unit fuzz test-integration prepare lint fmt vet tidy clean robustness bench-election bench-load
 
 all: build
 
@@ -30,11 +30,20 @@ prepare:
 	scripts/prepare.sh
 
 # Every module's tests with the race detector, go test's own output; integration needs prepare.
-test: build prepare test-unit test-integration
+test: build prepare test-unit fuzz test-integration
 
 test-unit:
 	@set -e; for m in election kvstore replication server driver; do \
 		echo "== $$m"; (cd $$m && $(GO) test -race -count=1 ./...); done
+
+# A bounded fuzzing pass over the handlers and the replication decoder (the seed corpora in
+# testdata/fuzz also run as plain tests). FUZZTIME=1m for a longer look.
+FUZZTIME ?= 10s
+fuzz:
+	cd server && $(GO) test -run '^$$' -fuzz '^FuzzPut$$' -fuzztime $(FUZZTIME) .
+	cd server && $(GO) test -run '^$$' -fuzz '^FuzzUpdate$$' -fuzztime $(FUZZTIME) .
+	cd server && $(GO) test -run '^$$' -fuzz '^FuzzKeyRoutes$$' -fuzztime $(FUZZTIME) .
+	cd replication && $(GO) test -run '^$$' -fuzz '^FuzzDecodeAppend$$' -fuzztime $(FUZZTIME) .
 
 test-integration:
 	cd integration && $(GO) test -race -count=1 -timeout 20m ./...
