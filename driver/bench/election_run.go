@@ -56,7 +56,7 @@ func parseElection(args []string, stderr io.Writer) (electionOptions, error) {
 	fs.StringVar(&o.ZooKeeper, "zookeeper", "", "a real ZooKeeper ensemble h:p,h:p to use instead of a local one (no simulated placements then)")
 	fs.IntVar(&o.ZooKeeperPort, "zookeeper_port", 2181, "port for -zookeeper entries without one")
 	fs.StringVar(&o.ZKMode, "zk_mode", "auto", "how to get the local ZooKeeper: auto, docker, local")
-	fs.DurationVar(&o.Tick, "tick", 500*time.Millisecond, "tickTime of the local ZooKeeper")
+	fs.DurationVar(&o.Tick, "tick", 200*time.Millisecond, "tickTime of the local ZooKeeper (ZooKeeper expires sessions once per tick: a short tick keeps crash failover close to the session timeout)")
 	fs.DurationVar(&o.SessionTimeout, "session_timeout", 2*time.Second, "the servers' -session_timeout")
 	fs.IntVar(&o.Servers, "servers", 3, "zkv servers")
 	fs.StringVar(&o.ServerBin, "server_bin", defaultServerBin(), "the zkv server binary")

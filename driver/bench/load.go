@@ -28,6 +28,7 @@ type loadOptions struct {
 	ScaleClients   int
 	MemKeys        int
 	MemTimeout     time.Duration
+	Profile        time.Duration // leader CPU profile of one extra write cell; 0 for none
 	ZooKeeper      []string
 	ZKMode         string
 	Tick           time.Duration
@@ -58,6 +59,7 @@ type loadRun struct {
 	Skipped  []string // systems not run, and why
 	Versions map[string]string
 	Memory   *memoryResult
+	Profile  *profileResult
 	Notes    []string
 }
 
@@ -86,9 +88,10 @@ func parseLoad(args []string, stderr io.Writer) (loadOptions, error) {
 	fs.IntVar(&o.ScaleClients, "scale_clients", 64, "client count of the scaling cells")
 	fs.IntVar(&o.MemKeys, "mem_keys", 1_000_000, "keys written to measure zkv's memory per key (0: skip)")
 	fs.DurationVar(&o.MemTimeout, "mem_timeout", 4*time.Minute, "time limit of the memory load")
+	fs.DurationVar(&o.Profile, "profile", 5*time.Second, "CPU profile of the leader (servers run with -pprof) over an extra PUT ack all cell at -size_clients; 0 to skip")
 	zk := fs.String("zookeeper", "", "a ZooKeeper ensemble h:p,... to use instead of starting one")
 	fs.StringVar(&o.ZKMode, "zk_mode", "auto", "how to get the local ZooKeeper: auto, docker, local")
-	fs.DurationVar(&o.Tick, "tick", 500*time.Millisecond, "tickTime of the local ZooKeeper")
+	fs.DurationVar(&o.Tick, "tick", 200*time.Millisecond, "tickTime of the local ZooKeeper (ZooKeeper expires sessions once per tick: a short tick keeps crash failover close to the session timeout)")
 	fs.DurationVar(&o.SessionTimeout, "session_timeout", 2*time.Second, "the servers' -session_timeout")
 	fs.StringVar(&o.ServerBin, "server_bin", defaultServerBin(), "the zkv server binary")
 	fs.StringVar(&o.Report, "report", "docs/benchmarks.md", "where the Markdown report goes; empty prints it")
@@ -192,6 +195,9 @@ func (o loadOptions) cellCount() int {
 	}
 	if o.Systems["zkv"] {
 		n += perSize(4) + 2*perSize(1)
+		if o.Profile >= time.Second {
+			n++
+		}
 		for _, s := range o.Scale {
 			if s != 3 {
 				n++
@@ -311,11 +317,11 @@ func (o loadOptions) loadEtcd(ctx context.Context, run *loadRun, bar *progress, 
 }
 
 // zkvCell starts a cluster of n servers with ack mode ack and calls f with its client.
-func (o loadOptions) withZkv(ctx context.Context, zk []string, n int, ack string, conns int, f func(cl zkvCluster, z *zkvHTTP) error) error {
+func (o loadOptions) withZkv(ctx context.Context, zk []string, n int, ack string, conns int, f func(cl zkvCluster, z *zkvHTTP) error, extra ...string) error {
 	cl, err := startZkvCluster(ctx, zkvClusterOptions{
 		Binary: o.ServerBin, Servers: n, ZooKeeper: zk,
 		LogDir: filepath.Join(o.Logs, fmt.Sprintf("zkv-%d-%s", n, ack)),
-		Args:   []string{"-ack", ack, "-session_timeout", o.SessionTimeout.String()},
+		Args:   append([]string{"-ack", ack, "-session_timeout", o.SessionTimeout.String()}, extra...),
 	})
 	if err != nil {
 		return err
@@ -348,6 +354,13 @@ func (o loadOptions) loadZkv(ctx context.Context, run *loadRun, bar *progress, k
 		run.Versions["zookeeper"] = fmt.Sprintf("%s mode, tickTime %v", z.Mode(), o.Tick)
 	}
 	for _, ack := range []string{"all", "majority", "leader"} {
+		// The ack-all cluster serves /debug/pprof/ for the profiled cell; the handlers cost
+		// nothing until a profile is asked for, after the measured cells.
+		var extra []string
+		profile := ack == "all" && o.Profile >= time.Second
+		if profile {
+			extra = append(extra, "-pprof")
+		}
 		err := o.withZkv(ctx, zk, 3, ack, conns, func(cl zkvCluster, z *zkvHTTP) error {
 			for si, size := range o.ValueSizes {
 				value := makeValue(size)
@@ -365,11 +378,15 @@ func (o loadOptions) loadZkv(ctx context.Context, run *loadRun, bar *progress, k
 				}
 				o.runOps(ctx, run, bar, "zkv", 3, si, ops)
 			}
+			if profile && ctx.Err() == nil {
+				cell := loadCell{System: "zkv", Op: "PUT ack all", Kind: "write", ValueSize: o.ValueSizes[0], Clients: o.SizeClients, Servers: 3}
+				run.Profile = o.profileCell(ctx, cl, cell, z.put(keys, makeValue(o.ValueSizes[0])), bar)
+			}
 			if ack == "leader" && o.MemKeys > 0 {
 				run.Memory = o.measureMemory(ctx, cl, z, bar)
 			}
 			return nil
-		})
+		}, extra...)
 		if err != nil {
 			return err
 		}

@@ -210,6 +210,9 @@ func loadMarkdown(o loadOptions, run *loadRun, when time.Time, took time.Duratio
 			w("\n")
 		}
 	}
+	if p := run.Profile; p != nil {
+		w("%s", profileMarkdown(o, run, p))
+	}
 	if len(plots) > 0 {
 		w("## Plots\n\nThroughput against closed-loop clients (log-log), %d-byte values, 3 zkv servers.\n\n", o.ValueSizes[0])
 		for _, p := range plots {
