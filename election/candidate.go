@@ -379,23 +379,52 @@ func (c *Candidate) Members(ctx context.Context) ([]Member, error) {
 	if err != nil {
 		return nil, fmt.Errorf("election: list %s: %w", c.dir, err)
 	}
-	var out []Member
-	for _, k := range sortChildren(names) {
-		if err := ctx.Err(); err != nil {
-			return nil, err
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return c.readMembers(names)
+}
+
+// readMembers reads the data of the candidate nodes among names, all at once (go-zookeeper
+// pipelines concurrent requests on one connection, so this costs one round trip, not one
+// per member), and returns them in election order. A node gone meanwhile is left out.
+func (c *Candidate) readMembers(names []string) ([]Member, error) {
+	kids := sortChildren(names)
+	type result struct {
+		m   Member
+		ok  bool
+		err error
+	}
+	res := make([]result, len(kids))
+	var wg sync.WaitGroup
+	for i, k := range kids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			data, _, err := c.cfg.Conn.Get(c.dir + "/" + k.name)
+			switch {
+			case errors.Is(err, zk.ErrNoNode):
+				return // left meanwhile
+			case err != nil:
+				res[i].err = fmt.Errorf("election: read %s/%s: %w", c.dir, k.name, err)
+				return
+			}
+			m, _, derr := memberFrom(c.dir, k, data)
+			if derr != nil {
+				c.log.Warn("unreadable candidate node", "node", m.Node, "err", derr)
+			}
+			res[i] = result{m: m, ok: true}
+		}()
+	}
+	wg.Wait()
+	out := make([]Member, 0, len(kids))
+	for _, r := range res {
+		if r.err != nil {
+			return nil, r.err
 		}
-		data, _, err := c.cfg.Conn.Get(c.dir + "/" + k.name)
-		if errors.Is(err, zk.ErrNoNode) {
-			continue // left meanwhile
+		if r.ok {
+			out = append(out, r.m)
 		}
-		if err != nil {
-			return nil, fmt.Errorf("election: read %s/%s: %w", c.dir, k.name, err)
-		}
-		m, _, err := memberFrom(c.dir, k, data)
-		if err != nil {
-			c.log.Warn("unreadable candidate node", "node", m.Node, "err", err)
-		}
-		out = append(out, m)
 	}
 	return out, nil
 }

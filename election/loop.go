@@ -485,13 +485,39 @@ func (c *Candidate) follow(st *loopState, sid int64) error {
 		}
 		self, _, _ := memberFrom(c.dir, kids[0], data)
 		self.Meta = c.cfg.Meta
-		c.lead(self, stat.Czxid, sid)
-		return c.watchMembers(st)
+		// The members go out with the leadership, in one view: the new leader's owner
+		// needs them at once (to catch up from the most up-to-date one).
+		ms, err := c.watchMembers(st)
+		if err != nil {
+			return err
+		}
+		c.lead(self, stat.Czxid, sid, ms)
+		return nil
 	}
 	st.kids.clear()
 
 	pred := kids[idx-1]
+	// Not our turn next: read the leader without a watch, so its death wakes only
+	// its successor (no herd); the poll and Refresh keep View.Leader fresh. The
+	// read goes out beside the predecessor's, one round trip for both.
+	type read struct {
+		data []byte
+		stat *zk.Stat
+		err  error
+	}
+	var lead chan read
+	if idx > 1 {
+		lead = make(chan read, 1)
+		go func() {
+			data, stat, err := c.cfg.Conn.Get(c.dir + "/" + kids[0].name)
+			lead <- read{data, stat, err}
+		}()
+	}
 	pdata, pstat, err := c.watch(st, &st.pred, c.dir+"/"+pred.name, "predecessor")
+	var lr read
+	if lead != nil {
+		lr = <-lead // always received: the goroutine never outlives this call
+	}
 	if errors.Is(err, zk.ErrNoNode) {
 		st.dirty = true // it left between the listing and now: list again
 		return nil
@@ -501,10 +527,7 @@ func (c *Candidate) follow(st *loopState, sid int64) error {
 	}
 	ldata, lstat := pdata, pstat
 	if idx > 1 {
-		// Not our turn next: read the leader without a watch, so its death
-		// wakes only its successor (no herd). The poll and Refresh keep
-		// View.Leader fresh.
-		ldata, lstat, err = c.cfg.Conn.Get(c.dir + "/" + kids[0].name)
+		ldata, lstat, err = lr.data, lr.stat, lr.err
 		if errors.Is(err, zk.ErrNoNode) {
 			st.dirty = true
 			return nil
@@ -530,34 +553,19 @@ func (c *Candidate) follow(st *loopState, sid int64) error {
 }
 
 // watchMembers, on the leader, lists the candidates with a children watch (set
-// again whenever it fires or the connection broke) and publishes them as
-// View.Members, so the leader learns of a new member at once.
-func (c *Candidate) watchMembers(st *loopState) error {
+// again whenever it fires or the connection broke) for View.Members, so the leader
+// learns of a new member at once. It returns nil when nothing changed since the last
+// listing.
+func (c *Candidate) watchMembers(st *loopState) ([]Member, error) {
 	if st.kids.ch != nil && st.kids.gen == st.gen {
-		return nil // nothing changed since the last listing
+		return nil, nil
 	}
 	names, _, ch, err := c.cfg.Conn.ChildrenW(c.dir)
 	if err != nil {
-		return fmt.Errorf("election: watch %s: %w", c.dir, err)
+		return nil, fmt.Errorf("election: watch %s: %w", c.dir, err)
 	}
 	st.kids = watchSlot{path: c.dir, ch: ch, gen: st.gen}
-	ms := make([]Member, 0, len(names))
-	for _, k := range sortChildren(names) {
-		data, _, err := c.cfg.Conn.Get(c.dir + "/" + k.name)
-		if errors.Is(err, zk.ErrNoNode) {
-			continue // left since the listing; the watch has fired already
-		}
-		if err != nil {
-			return fmt.Errorf("election: read %s/%s: %w", c.dir, k.name, err)
-		}
-		m, _, derr := memberFrom(c.dir, k, data)
-		if derr != nil {
-			c.log.Warn("unreadable member node", "node", m.Node, "err", derr)
-		}
-		ms = append(ms, m)
-	}
-	c.publish(func(v *View) { v.Members = ms })
-	return nil
+	return c.readMembers(names)
 }
 
 // watch reads path and keeps one watch on it in slot, reusing the watch
@@ -578,8 +586,8 @@ func (c *Candidate) watch(st *loopState, slot *watchSlot, path, role string) ([]
 	return data, stat, nil
 }
 
-// lead claims leadership (idempotent) and publishes it.
-func (c *Candidate) lead(self Member, epoch, sid int64) {
+// lead claims leadership (idempotent) and publishes it, with members when they are new.
+func (c *Candidate) lead(self Member, epoch, sid int64, members []Member) {
 	c.mu.Lock()
 	if !c.view.IsLeader {
 		c.leadCtx, c.leadCancel = context.WithCancel(context.Background())
@@ -589,6 +597,9 @@ func (c *Candidate) lead(self Member, epoch, sid int64) {
 	c.mu.Unlock()
 	c.publish(func(v *View) {
 		v.Self, v.Leader, v.Epoch, v.IsLeader, v.Connected = self, self, epoch, true, true
+		if members != nil {
+			v.Members = members
+		}
 	})
 }
 

@@ -51,6 +51,7 @@ func (s *Server) handleAppend(c echo.Context) error {
 	if err != nil {
 		return replicationError(c, err)
 	}
+	s.catchUpView(c.Request().Context(), req.Leader, req.Epoch)
 	resp, err := s.follower.Append(c.Request().Context(), req)
 	if err != nil {
 		s.logReplicaRefusal("append", req.Leader, req.Epoch, err)
@@ -62,6 +63,29 @@ func (s *Server) handleAppend(c echo.Context) error {
 			"last_index", resp.LastIndex)
 	}
 	return c.JSON(http.StatusOK, resp)
+}
+
+// viewRefreshTimeout bounds catchUpView's wait for the election.
+const viewRefreshTimeout = time.Second
+
+// catchUpView re-reads the election at once when a request comes from a newer epoch than
+// this server's view (a follower down the line learns of a new leader from its poll, so
+// the new leader's first appends usually arrive first). Without it the append is refused
+// (403) and the leader retries after a backoff.
+func (s *Server) catchUpView(ctx context.Context, leader string, epoch int64) {
+	v := s.elector.View()
+	if v.Epoch >= epoch && v.Leader.Address != "" {
+		return
+	}
+	r, ok := s.elector.(refresher)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, viewRefreshTimeout)
+	defer cancel()
+	if err := r.Refresh(ctx); err != nil {
+		s.logger.Debug("refresh the election for a newer epoch", "sender", leader, "epoch", epoch, "error", err)
+	}
 }
 
 // handleHello is a follower telling the leader it exists (see sayHello): the leader
@@ -86,6 +110,7 @@ func (s *Server) handleInstallSnapshot(c echo.Context) error {
 	if err != nil {
 		return replicationError(c, err)
 	}
+	s.catchUpView(c.Request().Context(), req.Leader, req.Epoch)
 	resp, err := s.follower.InstallSnapshot(c.Request().Context(), req)
 	if err != nil {
 		s.logReplicaRefusal("snapshot", req.Leader, req.Epoch, err)
