@@ -81,8 +81,6 @@ func (p *proc) exited() bool {
 	}
 }
 
-func (p *proc) pid() int { return p.cmd.Process.Pid }
-
 // stop sends SIGTERM to the process group, SIGKILL after grace; it waits for the exit. Idempotent.
 func (p *proc) stop(grace time.Duration) {
 	p.once.Do(func() {
