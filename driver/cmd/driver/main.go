@@ -9,8 +9,6 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-
-	"github.com/zkv-dev/zkv/driver/bench"
 )
 
 // command is one subcommand; adding one is adding a row to commands.
@@ -27,7 +25,7 @@ var commands = []command{
 	{"put", "-addr h:p key value", "write a key through one server", runPut},
 	{"delete", "-addr h:p key", "delete a key through one server", runDelete},
 	{"status", "-addr h:p", "one server's view of the cluster", runStatus},
-	{"bench", "election|load [flags]", "benchmarks: leader-election latency (local and remote ZooKeeper), load beside etcd and Redis", bench.Main},
+	{"bench", "election|load [flags]", "benchmarks, run by bin/bench: leader-election latency (local and remote ZooKeeper), load beside etcd and Redis", runBench},
 }
 
 func usage(w io.Writer) {

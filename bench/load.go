@@ -126,7 +126,7 @@ func parseLoad(args []string, stderr io.Writer) (loadOptions, error) {
 	if exe, err := os.Executable(); err == nil {
 		o.self = exe
 	}
-	o.Command = strings.TrimSpace("bin/driver bench load " + strings.Join(args, " "))
+	o.Command = strings.TrimSpace("bin/bench load " + strings.Join(args, " "))
 	return o, nil
 }
 

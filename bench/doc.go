@@ -1,5 +1,6 @@
-// Package bench holds zkv's benchmarks, run as `bin/driver bench election` and
-// `bin/driver bench load`.
+// Package bench holds zkv's benchmarks, run as `bin/bench election` and `bin/bench load`
+// (cmd/bench; `bin/driver bench ...` runs the same binary). It is a module of its own so that the
+// driver does not link the comparison systems' clients, the plotting and the proxy.
 //
 // The election benchmark stops the leader of a 3-server cluster (SIGTERM: it resigns; SIGKILL:
 // its ZooKeeper session has to expire) and measures, from the signal, the time until a survivor

@@ -84,7 +84,7 @@ func parseElection(args []string, stderr io.Writer) (electionOptions, error) {
 	if o.RunTimeout == 0 {
 		o.RunTimeout = 3*o.SessionTimeout + 10*time.Second
 	}
-	o.Command = strings.TrimSpace("bin/driver bench election " + strings.Join(args, " "))
+	o.Command = strings.TrimSpace("bin/bench election " + strings.Join(args, " "))
 	return o, nil
 }
 

@@ -28,7 +28,7 @@ func ceilingHandler(body []byte) http.Handler {
 	})
 }
 
-// serveCeiling is the hidden `bench ceiling-serve` subcommand: a bare net/http server in a
+// serveCeiling is the hidden `ceiling-serve` subcommand: a bare net/http server in a
 // process of its own (like zkv's servers), printing its address on stdout, until ctx ends or
 // stdin closes.
 func serveCeiling(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -72,7 +72,7 @@ type ceiling struct {
 }
 
 // startCeiling starts the ceiling server answering values of size bytes. With self empty it
-// serves in-process; otherwise it runs self (this program) as `bench ceiling-serve`.
+// serves in-process; otherwise it runs self (this program, bin/bench) as `ceiling-serve`.
 func startCeiling(ctx context.Context, self string, logDir string, size int) (*ceiling, error) {
 	if self == "" {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -83,7 +83,7 @@ func startCeiling(ctx context.Context, self string, logDir string, size int) (*c
 		go func() { _ = srv.Serve(l) }()
 		return &ceiling{addr: l.Addr().String(), close: func() { _ = srv.Close() }}, nil
 	}
-	p, stdin, out, err := startProcPiped("ceiling", logDir, self, "bench", "ceiling-serve", fmt.Sprint(size))
+	p, stdin, out, err := startProcPiped("ceiling", logDir, self, "ceiling-serve", fmt.Sprint(size))
 	if err != nil {
 		return nil, err
 	}

@@ -11,16 +11,16 @@ import (
 	"time"
 )
 
-const usage = `usage: driver bench <command> [flags]
+const usage = `usage: bench <command> [flags]
 
 commands:
   election   leader failover latency (SIGTERM, SIGKILL) with local, simulated remote or named ZooKeeper
   load       closed-loop throughput and latency of zkv beside etcd, Redis and a bare HTTP server
 
-"driver bench <command> -h" lists a command's flags.
+"bench <command> -h" lists a command's flags.
 `
 
-// Main runs `driver bench` with args (the words after "bench") and returns the exit code.
+// Main runs the bench command with args (without the program name) and returns the exit code.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
@@ -37,7 +37,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, usage)
 		return 0
 	default:
-		fmt.Fprintf(stderr, "driver bench: unknown command %q\n\n%s", args[0], usage)
+		fmt.Fprintf(stderr, "bench: unknown command %q\n\n%s", args[0], usage)
 		return 2
 	}
 }

@@ -91,6 +91,26 @@ func TestCeilingSmallRun(t *testing.T) {
 	}
 }
 
+// The load benchmark runs the ceiling as a child of its own binary (`bench ceiling-serve N`), as
+// zkv's servers are processes of their own; the test binary stands in for bin/bench.
+func TestCeilingChildProcess(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Skip(err)
+	}
+	t.Setenv(childEnv, "1")
+	c, err := startCeiling(context.Background(), self, t.TempDir(), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	hc := newHTTPClient(1, time.Second)
+	defer hc.CloseIdleConnections()
+	if err := do(context.Background(), hc, "GET", kvURL(c.addr, "k"), nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestServeCeilingProcessProtocol(t *testing.T) {
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
