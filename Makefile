@@ -2,7 +2,7 @@
 # `make demo` runs the driver's scenarios on a real ZooKeeper; `make test` runs every test.
 
 GO      ?= go
-MODULES := election kvstore replication server driver integration
+MODULES := election kvstore replication server driver bench integration
 BIN     := $(CURDIR)/bin
 # The ZooKeeper image the tests and the demo use when Docker is there. scripts/prepare.sh builds it
 # from Debian's packages when it is missing, since no registry is reachable from our machines.
@@ -10,6 +10,7 @@ ZK_IMAGE ?= zkv/zookeeper:3.8
 export ZK_IMAGE
 export ZKV_SERVER_BIN := $(BIN)/server
 export ZKV_DRIVER_BIN := $(BIN)/driver
+export ZKV_BENCH_BIN := $(BIN)/bench
 
 .PHONY: all build demo test test-unit fuzz test-integration prepare lint fmt vet tidy clean robustness bench-election bench-load
 
@@ -18,6 +19,7 @@ all: build
 build:
 	cd server && $(GO) build -trimpath -o $(BIN)/server ./cmd/server
 	cd driver && $(GO) build -trimpath -o $(BIN)/driver ./cmd/driver
+	cd bench && $(GO) build -trimpath -o $(BIN)/bench ./cmd/bench
 
 # The assignment's three scenarios on a real ZooKeeper. The driver picks what is there: a given
 # ensemble, else Docker with the image, else Debian's zookeeper package (installed here when root).
@@ -33,7 +35,7 @@ prepare:
 test: build prepare test-unit fuzz test-integration
 
 test-unit:
-	@set -e; for m in election kvstore replication server driver; do \
+	@set -e; for m in election kvstore replication server driver bench; do \
 		echo "== $$m"; (cd $$m && $(GO) test -race -count=1 ./...); done
 
 # A bounded fuzzing pass over the handlers and the replication decoder (the seed corpora in
@@ -52,12 +54,13 @@ test-integration:
 robustness: build prepare
 	cd integration && ZKV_ROBUSTNESS_REPORT=$(CURDIR)/docs/robustness.md $(GO) test -race -count=1 -timeout 15m -v -run . ./robustness
 
-# docs/election-latency.md and docs/benchmarks.md (plots in docs/img); see each report for flags.
+# docs/election-latency.md and docs/benchmarks.md (plots in docs/img), by the bench module's
+# command; see each report for flags (`bin/driver bench ...` runs the same binary).
 bench-election: build prepare
-	$(BIN)/driver bench election
+	$(BIN)/bench election
 
 bench-load: build prepare
-	$(BIN)/driver bench load
+	$(BIN)/bench load
 
 lint: fmt vet
 	@set -e; for m in $(MODULES); do (cd $$m && $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...); done
