@@ -1,5 +1,6 @@
 // Command driver runs the assignment's scenarios against a zkv cluster it starts, and is a
-// small client of one zkv server. "driver -h" lists the commands.
+// small client of one zkv server; "driver bench" runs the benchmarks' own binary, bin/bench.
+// "driver -h" lists the commands.
 package main
 
 import (
