@@ -35,6 +35,10 @@ type Entry struct {
 	Index   uint64 `json:"index"`             // global write index, assigned by the leader
 	Epoch   int64  `json:"epoch"`             // epoch of the leader that assigned Index
 	Deleted bool   `json:"deleted,omitempty"` // tombstone
+	// Noop marks an entry that holds no key: a new leader's first entry of its epoch, which
+	// commits what it took over from its predecessors. Its Key is empty; applying it only
+	// moves the store's position.
+	Noop bool `json:"noop,omitempty"`
 }
 
 // Snapshot is a consistent copy of a store: every entry, tombstones included, sorted by key,
@@ -139,6 +143,16 @@ func (s *Store) Get(key string) (Entry, bool) {
 	return e, true
 }
 
+// Lookup returns the key's entry, a tombstone included (Deleted set); false only for a key
+// the store has never held.
+func (s *Store) Lookup(key string) (Entry, bool) {
+	sh := s.shardOf(key)
+	sh.mu.RLock()
+	e, ok := sh.m[key]
+	sh.mu.RUnlock()
+	return e, ok
+}
+
 // Put writes key=value as the leader: the entry gets the next global index, the given
 // epoch, and the key's previous version (tombstones included) plus one.
 func (s *Store) Put(key, value string, epoch int64) Entry {
@@ -178,8 +192,9 @@ func (s *Store) Delete(key string, epoch int64) (Entry, bool) {
 	return e, true
 }
 
-// Apply replays the leader's entries on a replica, as they are (value, version, index,
-// epoch, tombstone). Their indexes must be strictly increasing and above Last; otherwise
+// Apply replays committed entries, as they are (value, version, index, epoch, tombstone);
+// a no-op entry only moves the position. The leader applies its own writes this way too,
+// once they commit. Their indexes must be strictly increasing and above Last; otherwise
 // Apply returns an error wrapping ErrOutOfOrder (or ErrInvalidEntry) and applies nothing.
 // Indexes may skip: a replica that started empty takes whatever it is sent first as its base.
 func (s *Store) Apply(entries ...Entry) error {
@@ -191,8 +206,8 @@ func (s *Store) Apply(entries ...Entry) error {
 	prev := s.lastIndex()
 	for i := range entries {
 		e := &entries[i]
-		if e.Key == "" {
-			return fmt.Errorf("%w: entry at index %d has an empty key", ErrInvalidEntry, e.Index)
+		if (e.Key == "") != e.Noop {
+			return fmt.Errorf("%w: entry at index %d: a key is required unless it is a no-op, and a no-op has none", ErrInvalidEntry, e.Index)
 		}
 		if e.Index <= prev {
 			return fmt.Errorf("%w: index %d does not exceed %d", ErrOutOfOrder, e.Index, prev)
@@ -200,6 +215,9 @@ func (s *Store) Apply(entries ...Entry) error {
 		prev = e.Index
 	}
 	for _, e := range entries {
+		if e.Noop {
+			continue
+		}
 		if e.Deleted {
 			e.Value = ""
 		}

@@ -272,3 +272,27 @@ func TestConcurrentReadersOneWriter(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+func TestApplyNoop(t *testing.T) {
+	s, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Apply(Entry{Key: "a", Value: "1", Version: 1, Index: 1, Epoch: 3}, Entry{Index: 2, Epoch: 5, Noop: true}); err != nil {
+		t.Fatal(err)
+	}
+	if i, ep := s.Last(); i != 2 || ep != 5 {
+		t.Fatalf("Last = %d/%d, want 2/5", i, ep)
+	}
+	if s.Len() != 1 {
+		t.Fatalf("Len = %d, want 1: a no-op holds no key", s.Len())
+	}
+	if _, ok := s.Get(""); ok {
+		t.Fatal("a no-op must not store an empty key")
+	}
+	for _, bad := range []Entry{{Index: 3, Epoch: 5}, {Key: "k", Index: 3, Epoch: 5, Noop: true}} {
+		if err := s.Apply(bad); !errors.Is(err, ErrInvalidEntry) {
+			t.Fatalf("Apply(%+v) = %v, want ErrInvalidEntry", bad, err)
+		}
+	}
+}

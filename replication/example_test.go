@@ -92,11 +92,12 @@ func ExampleFollower() {
 	batch := replication.AppendRequest{Epoch: 2, Leader: "l:1", Entries: []kvstore.Entry{
 		{Key: "a", Value: "1", Version: 1, Index: 1, Epoch: 2},
 		{Key: "b", Value: "2", Version: 1, Index: 2, Epoch: 2},
-	}}
+	}, Commit: 1}
 	resp, err := f.Append(ctx, batch)
-	fmt.Println(resp.LastIndex, err)
-	resp, err = f.Append(ctx, batch) // a retry: nothing applied twice
-	fmt.Println(resp.LastIndex, err)
+	fmt.Println(resp.LastIndex, resp.Applied, err) // both held, only the committed one applied
+	batch.Commit = 2
+	resp, err = f.Append(ctx, batch) // a retry: nothing taken twice; the new commit index applies b
+	fmt.Println(resp.LastIndex, resp.Applied, err)
 
 	// A batch that does not follow our last position.
 	_, err = f.Append(ctx, replication.AppendRequest{Epoch: 2, PrevIndex: 5, PrevEpoch: 2,
@@ -110,8 +111,8 @@ func ExampleFollower() {
 	status, body := replication.ErrorStatus(err)
 	fmt.Println(status, body.Error.Code, body.Epoch)
 	// Output:
-	// 2 <nil>
-	// 2 <nil>
+	// 2 1 <nil>
+	// 2 2 <nil>
 	// true 2
 	// 412 stale_epoch 3
 }
@@ -121,6 +122,7 @@ func ExampleLog() {
 	for i := uint64(1); i <= 5; i++ {
 		_ = log.Append(kvstore.Entry{Key: "k", Index: i, Epoch: 1})
 	}
+	log.SetApplied(5) // only applied entries may fall off the front
 	base, _ := log.Base()
 	_, ok := log.EntriesFrom(2, 0) // fell off the front: a replica this far behind needs a snapshot
 	es, _ := log.EntriesFrom(4, 0)

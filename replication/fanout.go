@@ -87,6 +87,25 @@ type Config struct {
 	Snapshot func() kvstore.Snapshot // a consistent snapshot of the leader's store; required
 	Token    string                  // sent as "Authorization: Bearer <Token>" when set
 
+	// Mode is the commit rule: an entry commits once the leader and enough in-sync
+	// replicas hold it (every one for AckAll, a majority of the set with the leader for
+	// AckMajority, none for AckLeader), in every in-sync set given to SetInSync.
+	Mode AckMode
+	// Applied is the index the leader's store has applied when the leadership begins;
+	// entries up to it count as committed.
+	Applied uint64
+	// EpochStart is the index of this leadership's first entry (its no-op). The commit
+	// index never stops between Applied and EpochStart: entries taken over from earlier
+	// epochs commit together with the first entry of this one (Raft's rule, without which
+	// an entry counted on a majority could still be overwritten).
+	EpochStart uint64
+	// Apply, when set, applies the log's entries up to index to the leader's store once
+	// they commit; called in order, one call at a time, never with f's locks held.
+	Apply func(index uint64) error
+	// Complete, when set, reports whether the leader's history up to index holds no key:
+	// a fresh replica whose base is there misses nothing (see AppendRequest.Complete).
+	Complete func(index uint64) bool
+
 	RequestTimeout    time.Duration // per HTTP attempt of an append; default 2s
 	SnapshotTimeout   time.Duration // per HTTP attempt of a snapshot; default 30s
 	RetryWaitMin      time.Duration // backoff floor; default 10ms
@@ -161,6 +180,11 @@ type ReplicaStats struct {
 	Snapshots  uint64 `json:"snapshots"`
 	LastError  string `json:"last_error,omitempty"`
 	Up         bool   `json:"up"` // the last request got an answer
+	Applied    uint64 `json:"applied"`
+	Partial    bool   `json:"partial,omitempty"`
+	// CaughtUp is when the replica last held everything the leader had enqueued (zero:
+	// never in this leadership).
+	CaughtUp time.Time `json:"caught_up"`
 }
 
 type position struct {
@@ -170,6 +194,11 @@ type position struct {
 
 type replica struct {
 	addr   string
+	// Guarded by Fanout.mu, like the fields below.
+	applied    uint64    // the replica's store has applied up to here (it said so)
+	partial    bool      // the replica lacks the writes before its base
+	caughtUp   time.Time // when the replica last held everything the leader had enqueued
+	sentCommit uint64    // the commit index the replica has been told
 	url    string
 	cancel context.CancelFunc
 	notify chan struct{} // capacity 1: "the log grew"
@@ -214,6 +243,12 @@ type Fanout struct {
 	isDeposed   bool
 	fencedEpoch int64
 	round       uint64 // Barrier rounds begun
+
+	commit  uint64     // highest committed index
+	applied uint64     // highest index Apply has applied
+	insync  [][]string // the in-sync sets (replica addresses, the leader not named); nil: every replica
+	since   time.Time  // when this leadership began
+	applyMu sync.Mutex // one Apply call at a time, in order
 }
 
 // NewFanout validates cfg and returns a Fanout with no replicas; its stream starts after
@@ -248,8 +283,138 @@ func NewFanout(cfg Config) (*Fanout, error) {
 	f.appendHC = &http.Client{Transport: rt, Timeout: cfg.RequestTimeout}
 	f.snapHC = &http.Client{Transport: rt, Timeout: cfg.SnapshotTimeout}
 	f.last.index, f.last.epoch = cfg.Log.Last()
+	f.commit, f.applied, f.since = cfg.Applied, cfg.Applied, time.Now()
 	f.ctx, f.cancel = context.WithCancel(context.Background())
 	return f, nil
+}
+
+// Quorum returns how many of n servers (the leader among them) must hold an entry for it
+// to commit under mode.
+func Quorum(mode AckMode, n int) int {
+	switch mode {
+	case AckAll:
+		return n
+	case AckMajority:
+		return n/2 + 1
+	}
+	return 1
+}
+
+// SetInSync sets the in-sync sets the commit rule counts over: the replicas (by the
+// addresses given to SetReplicas; the leader is implied) whose acknowledgement can commit
+// an entry. With more than one set an entry commits only once it is committed in each:
+// the server passes the old and the new set while it changes the set recorded in
+// ZooKeeper. No set at all means every current replica.
+func (f *Fanout) SetInSync(sets ...[]string) {
+	f.mu.Lock()
+	if len(sets) == 0 {
+		f.insync = nil
+	} else {
+		f.insync = make([][]string, len(sets))
+		for i, set := range sets {
+			f.insync[i] = slices.Clone(set)
+		}
+	}
+	advanced := f.recomputeCommit()
+	f.broadcast()
+	f.mu.Unlock()
+	if advanced {
+		f.applyCommitted()
+	}
+}
+
+// inSyncLocked reports whether addr is in an in-sync set; call with f.mu held.
+func (f *Fanout) inSyncLocked(addr string) bool {
+	for _, set := range f.sets() {
+		if slices.Contains(set, addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// sets returns the in-sync sets to count over; call with f.mu held.
+func (f *Fanout) sets() [][]string {
+	if f.insync != nil {
+		return f.insync
+	}
+	all := make([]string, 0, len(f.replicas))
+	for addr := range f.replicas {
+		all = append(all, addr)
+	}
+	return [][]string{all}
+}
+
+// recomputeCommit moves the commit index to the highest index that the leader and a
+// quorum of every in-sync set hold, if that is at or past EpochStart. It reports whether
+// the commit index advanced. Call with f.mu held.
+func (f *Fanout) recomputeCommit() bool {
+	c := f.last.index
+	for _, set := range f.sets() {
+		held := make([]uint64, 0, len(set)+1)
+		held = append(held, f.last.index) // the leader holds all it enqueued
+		for _, addr := range set {
+			if r, ok := f.replicas[addr]; ok && r.acked {
+				held = append(held, r.match)
+			} else {
+				held = append(held, 0)
+			}
+		}
+		slices.SortFunc(held, func(a, b uint64) int { return cmpDesc(a, b) })
+		c = min(c, held[Quorum(f.cfg.Mode, len(held))-1])
+	}
+	if c < f.cfg.EpochStart || c <= f.commit {
+		return false
+	}
+	f.commit = c
+	f.broadcast()
+	return true
+}
+
+func cmpDesc(a, b uint64) int {
+	switch {
+	case a > b:
+		return -1
+	case a < b:
+		return 1
+	}
+	return 0
+}
+
+// applyCommitted hands what has committed to Config.Apply, in order, and wakes the
+// waiters and the workers (who tell the replicas the new commit index).
+func (f *Fanout) applyCommitted() {
+	f.applyMu.Lock()
+	defer f.applyMu.Unlock()
+	f.mu.Lock()
+	from, to := f.applied, f.commit
+	f.mu.Unlock()
+	if to <= from {
+		return
+	}
+	if f.cfg.Apply != nil {
+		if err := f.cfg.Apply(to); err != nil {
+			f.logger.Error("apply committed entries", "from_index", from+1, "to_index", to, "error", err)
+			return
+		}
+	}
+	f.mu.Lock()
+	f.applied = max(f.applied, to)
+	f.broadcast()
+	for _, r := range f.replicas {
+		select {
+		case r.notify <- struct{}{}:
+		default:
+		}
+	}
+	f.mu.Unlock()
+}
+
+// Commit returns the commit index and the index the leader's store has applied.
+func (f *Fanout) Commit() (commit, applied uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.commit, f.applied
 }
 
 // broadcast wakes every Wait; call with f.mu held.
@@ -386,42 +551,75 @@ func (f *Fanout) Enqueue(entries ...kvstore.Entry) {
 		default:
 		}
 	}
+	f.recomputeCommit() // a leader alone, or AckLeader, commits at once; Wait applies
 }
 
-// Wait blocks until the write at index is acknowledged under mode over the current
-// replicas and returns how many replicas hold it (the leader not counted). AckLeader
-// returns at once. The condition is re-evaluated on every ack and every SetReplicas.
+// Wait blocks until the write at index has committed and the leader's store has applied
+// it, and, under AckAll, until every in-sync replica has applied it too (so that a read
+// on any of them returns it); it returns how many replicas hold it (the leader not
+// counted). The condition is re-evaluated on every ack, SetReplicas and SetInSync.
 // Errors: ErrFenced once a replica refused this leader's epoch, ErrClosed after Close,
 // or the ctx's error, wrapped.
 func (f *Fanout) Wait(ctx context.Context, index uint64, mode AckMode) (acked int, err error) {
-	return f.await(ctx, mode, fmt.Sprintf("wait for index %d", index), func(r *replica) bool {
-		return r.acked && r.match >= index
+	if mode != AckAll && mode != AckMajority && mode != AckLeader {
+		return 0, fmt.Errorf("replication: invalid ack mode %v", mode)
+	}
+	f.applyCommitted()
+	return f.awaitCond(ctx, fmt.Sprintf("wait for index %d (ack %s)", index, mode), func() (int, bool) {
+		acked := 0
+		for _, r := range f.replicas {
+			if r.acked && r.match >= index {
+				acked++
+			}
+		}
+		if f.applied < index {
+			return acked, false
+		}
+		// The commit rule is Config.Mode's; a stricter mode asked here is checked too.
+		for _, set := range f.sets() {
+			holding := 1 // the leader
+			for _, addr := range set {
+				r, ok := f.replicas[addr]
+				switch {
+				case mode == AckAll && (!ok || r.applied < index):
+					return acked, false
+				case ok && r.acked && r.match >= index:
+					holding++
+				}
+			}
+			if holding < Quorum(mode, len(set)+1) {
+				return acked, false
+			}
+		}
+		return acked, true
 	})
 }
 
 // await blocks until the replicas for which done holds satisfy mode.
 func (f *Fanout) await(ctx context.Context, mode AckMode, what string, done func(*replica) bool) (acked int, err error) {
-	for {
-		f.mu.Lock()
-		acked = 0
+	return f.awaitCond(ctx, fmt.Sprintf("%s (ack %s)", what, mode), func() (int, bool) {
+		acked := 0
 		for _, r := range f.replicas {
 			if done(r) {
 				acked++
 			}
 		}
 		n := len(f.replicas)
-		ok := false
 		switch mode {
 		case AckAll:
-			ok = acked == n
+			return acked, acked == n
 		case AckMajority:
-			ok = 1+acked >= (n+1)/2+1
-		case AckLeader:
-			ok = true
-		default:
-			f.mu.Unlock()
-			return 0, fmt.Errorf("replication: invalid ack mode %v", mode)
+			return acked, 1+acked >= (n+1)/2+1
 		}
+		return acked, true
+	})
+}
+
+// awaitCond blocks until cond, evaluated with f.mu held, holds.
+func (f *Fanout) awaitCond(ctx context.Context, what string, cond func() (int, bool)) (acked int, err error) {
+	for {
+		f.mu.Lock()
+		acked, ok := cond()
 		ch, closed, deposed, fenced := f.changed, f.closed, f.isDeposed, f.fencedEpoch
 		f.mu.Unlock()
 		switch {
@@ -435,7 +633,7 @@ func (f *Fanout) await(ctx context.Context, mode AckMode, what string, done func
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return acked, fmt.Errorf("replication: %s (ack %s): %w", what, mode, ctx.Err())
+			return acked, fmt.Errorf("replication: %s: %w", what, ctx.Err())
 		}
 	}
 }
@@ -475,7 +673,7 @@ func (f *Fanout) Stats() []ReplicaStats {
 	out := make([]ReplicaStats, 0, len(f.replicas))
 	for _, r := range f.replicas {
 		s := ReplicaStats{Addr: r.addr, MatchIndex: r.match, Retries: r.retries, Snapshots: r.snapshots,
-			LastError: r.lastErr, Up: r.up}
+			LastError: r.lastErr, Up: r.up, Applied: r.applied, Partial: r.partial, CaughtUp: r.caughtUp}
 		if f.last.index > r.match {
 			s.Lag = f.last.index - r.match
 		}
@@ -535,22 +733,32 @@ func (f *Fanout) noteError(r *replica, err error) {
 	}
 }
 
-// setMatch records that the replica holds the leader's log up to index.
-func (f *Fanout) setMatch(r *replica, index uint64, snapshot bool) {
+// setMatch records that the replica holds the leader's log up to index and has applied
+// what resp says.
+func (f *Fanout) setMatch(r *replica, index uint64, resp AppendResponse, snapshot bool) {
 	f.mu.Lock()
 	if !r.up && r.lastErr != "" {
 		f.logger.Info("replica reachable again", "replica", r.addr)
 	}
 	r.up, r.lastErr = true, ""
-	advanced := !r.acked || r.match != index
+	advanced := !r.acked || r.match != index || r.applied != resp.Applied
 	r.match, r.acked = index, true
+	r.applied, r.partial = resp.Applied, resp.Partial
+	if index >= f.last.index {
+		r.caughtUp = time.Now()
+	}
 	if snapshot {
 		r.snapshots++
 	}
+	committed := false
 	if advanced {
+		committed = f.recomputeCommit()
 		f.broadcast()
 	}
 	f.mu.Unlock()
+	if committed {
+		f.applyCommitted()
+	}
 	if obs := f.cfg.Observer; obs != nil {
 		if snapshot {
 			obs.OnSnapshot(r.addr)
@@ -635,7 +843,7 @@ func (f *Fanout) waitWork(ctx context.Context, r *replica, index uint64) bool {
 	}
 	for {
 		f.mu.Lock()
-		last, pending := f.last.index, f.round > r.confirmed
+		last, pending := f.last.index, f.round > r.confirmed || (r.acked && f.commit > r.sentCommit)
 		f.mu.Unlock()
 		if last > index || pending {
 			return true
@@ -663,7 +871,14 @@ func trimBatch(entries []kvstore.Entry, maxBytes int64) []kvstore.Entry {
 
 // sendAppend sends entries following pos and returns the replica's new position.
 func (f *Fanout) sendAppend(ctx context.Context, r *replica, pos position, entries []kvstore.Entry) (position, error) {
-	req := AppendRequest{Epoch: f.cfg.Epoch, Leader: f.cfg.Self, PrevIndex: pos.index, PrevEpoch: pos.epoch, Entries: entries}
+	f.mu.Lock()
+	commit, inSync := f.commit, f.inSyncLocked(r.addr)
+	f.mu.Unlock()
+	req := AppendRequest{Epoch: f.cfg.Epoch, Leader: f.cfg.Self, PrevIndex: pos.index, PrevEpoch: pos.epoch, Entries: entries,
+		Commit: commit, InSync: inSync}
+	if !r.acked && f.cfg.Complete != nil {
+		req.Complete = f.cfg.Complete(pos.index)
+	}
 	if entries == nil {
 		req.Entries = []kvstore.Entry{}
 	}
@@ -677,12 +892,15 @@ func (f *Fanout) sendAppend(ctx context.Context, r *replica, pos position, entri
 	}
 	switch {
 	case status == http.StatusOK && resp.LastIndex == end.index && resp.LastEpoch == end.epoch:
-		f.setMatch(r, end.index, false)
+		f.mu.Lock()
+		r.sentCommit = max(r.sentCommit, commit)
+		f.mu.Unlock()
+		f.setMatch(r, end.index, resp, false)
 		return end, nil
 	case status == http.StatusOK:
-		return f.reconcile(ctx, r, pos, position{resp.LastIndex, resp.LastEpoch})
+		return f.reconcile(ctx, r, pos, position{resp.LastIndex, resp.LastEpoch}, resp)
 	case status == http.StatusConflict && eresp.Error.Code == CodeLogMismatch:
-		return f.reconcile(ctx, r, pos, position{eresp.LastIndex, eresp.LastEpoch})
+		return f.reconcile(ctx, r, pos, position{eresp.LastIndex, eresp.LastEpoch}, AppendResponse{})
 	}
 	return pos, f.refused(r, status, eresp)
 }
@@ -697,10 +915,15 @@ func (f *Fanout) refused(r *replica, status int, eresp ErrorResponse) error {
 
 // reconcile resumes from the replica's position at if the Log holds that entry with the
 // same epoch (then every entry before it matches too); otherwise it sends a snapshot.
-func (f *Fanout) reconcile(ctx context.Context, r *replica, pos, at position) (position, error) {
+func (f *Fanout) reconcile(ctx context.Context, r *replica, pos, at position, resp AppendResponse) (position, error) {
 	if ep, ok := f.cfg.Log.EpochAt(at.index); ok && ep == at.epoch {
 		f.logger.Debug("resuming replica from its position", "replica", r.addr, "index", at.index)
-		f.setMatch(r, at.index, false)
+		if resp.Applied == 0 {
+			f.mu.Lock()
+			resp.Applied, resp.Partial = r.applied, r.partial
+			f.mu.Unlock()
+		}
+		f.setMatch(r, at.index, resp, false)
 		return at, nil
 	}
 	return f.sendSnapshot(ctx, r, pos)
@@ -723,7 +946,7 @@ func (f *Fanout) sendSnapshot(ctx context.Context, r *replica, pos position) (po
 		return pos, fmt.Errorf("replication: replica %s answered position %d/%d to snapshot %d/%d",
 			r.addr, at.index, at.epoch, snap.Index, snap.Epoch)
 	}
-	f.setMatch(r, at.index, true)
+	f.setMatch(r, at.index, resp, true)
 	return at, nil
 }
 

@@ -21,8 +21,9 @@ type Store interface {
 type FollowerConfig struct {
 	// Store receives the applied entries; required.
 	Store Store
-	// Log, when set, gets every applied entry (and is reset by snapshots), so that this
-	// server can serve catch-up if it becomes leader.
+	// Log holds the entries this replica has received, committed or not; the Store gets
+	// them once the leader's commit index covers them. It is reset by snapshots, and lets
+	// this server serve catch-up should it lead. Default: a new Log of default bounds.
 	Log *Log
 	// Fresh marks a replica that started empty: the first append it accepts is taken as its
 	// base whatever its prev position, so it holds only writes from then on. A store that
@@ -42,9 +43,11 @@ type FollowerConfig struct {
 	UnsafeDisableFencing bool
 }
 
-// Follower is the replica side of replication: it applies a leader's appends and snapshots
-// to its Store under the rules of the package documentation. Safe for concurrent use;
-// appends and snapshots are applied one at a time.
+// Follower is the replica side of replication: it takes a leader's appends into its Log,
+// applies to its Store what the leader says is committed, and installs snapshots, under the
+// rules of the package documentation. Nothing reaches the Store before it is committed, so
+// no read of the Store returns a write that may yet be lost. Safe for concurrent use;
+// appends and snapshots are taken one at a time.
 type Follower struct {
 	store       Store
 	log         *Log
@@ -57,6 +60,15 @@ type Follower struct {
 	fence   int64
 	fresh   bool
 	partial bool // took a base after index 0: lacks the writes before it
+	inSync  bool // the last append said the leader counts this replica in its in-sync set
+}
+
+// InSync reports whether the leader's last append said it counts this replica in its
+// in-sync set.
+func (f *Follower) InSync() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.inSync
 }
 
 // NewFollower validates cfg and returns a Follower.
@@ -68,10 +80,21 @@ func NewFollower(cfg FollowerConfig) (*Follower, error) {
 	if logger == nil {
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	idx, _ := cfg.Store.Last()
+	idx, ep := cfg.Store.Last()
+	rlog := cfg.Log
+	if rlog == nil {
+		var err error
+		if rlog, err = NewLog(LogConfig{}); err != nil {
+			return nil, err
+		}
+	}
+	if li, _ := rlog.Last(); li < idx {
+		rlog.Reset(idx, ep)
+	}
+	rlog.SetApplied(idx)
 	return &Follower{
 		store:       cfg.Store,
-		log:         cfg.Log,
+		log:         rlog,
 		checkLeader: cfg.CheckLeader,
 		logger:      logger,
 		fence:       cfg.Epoch,
@@ -94,15 +117,19 @@ func (f *Follower) ObserveEpoch(epoch int64) {
 	f.fence = max(f.fence, epoch)
 }
 
-// Last returns the replica's last position as the leader sees it.
+// Last returns the replica's last position as the leader sees it: its log's last entry.
 func (f *Follower) Last() (index uint64, epoch int64) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.position()
+	return f.log.Last()
 }
 
-func (f *Follower) position() (uint64, int64) {
-	return f.store.Last()
+func (f *Follower) applied() uint64 {
+	i, _ := f.store.Last()
+	return i
+}
+
+func (f *Follower) response() AppendResponse {
+	idx, ep := f.log.Last()
+	return AppendResponse{LastIndex: idx, LastEpoch: ep, Applied: f.applied(), Partial: f.partial}
 }
 
 func (f *Follower) admit(epoch int64, leader string) error {
@@ -120,12 +147,14 @@ func (f *Follower) admit(epoch int64, leader string) error {
 	return nil
 }
 
-// Append applies an append request and answers the replica's new last position.
+// Append takes an append request into the log, applies what its commit index covers, and
+// answers the replica's new position.
 //
 // Errors: *StaleEpochError (epoch below the fence; nothing applied), *LogMismatchError
 // (the entries do not continue this replica's log; it carries the replica's last
-// position), ErrInvalidRequest, the CheckLeader hook's error, or the store's. Entries at
-// or below the replica's last index are skipped, so retried batches are harmless.
+// position, after the replica dropped the tail beyond its applied index that the leader's
+// log does not continue), ErrInvalidRequest, the CheckLeader hook's error, or the
+// store's. Entries the replica holds already are skipped, so retried batches are harmless.
 func (f *Follower) Append(ctx context.Context, req AppendRequest) (AppendResponse, error) {
 	if err := ctx.Err(); err != nil {
 		return AppendResponse{}, err
@@ -138,46 +167,104 @@ func (f *Follower) Append(ctx context.Context, req AppendRequest) (AppendRespons
 	if err := req.Validate(); err != nil {
 		return AppendResponse{}, err
 	}
-	f.fence = req.Epoch
+	f.fence = max(f.fence, req.Epoch)
+	f.inSync = req.InSync
 
 	if f.fresh {
-		if idx, _ := f.store.Last(); idx == 0 {
+		if li, _ := f.log.Last(); li == 0 && f.applied() == 0 {
 			return f.takeBase(req)
 		}
 		f.fresh = false // written to meanwhile (this server led): no longer fresh
 	}
 
-	return f.continueLog(req.PrevIndex, req.PrevEpoch, req.Entries)
-}
-
-// continueLog applies the entries that follow (prevIndex, prevEpoch) if they continue this
-// replica's log (log matching: the epoch they give for its last index is its own); the
-// entries it holds already are skipped. Called with f.mu held.
-func (f *Follower) continueLog(prevIndex uint64, prevEpoch int64, entries []kvstore.Entry) (AppendResponse, error) {
-	last, lastEpoch := f.position()
-	var at int64 // epoch the request gives for index `last`
-	var known bool
-	end := prevIndex + uint64(len(entries))
-	switch {
-	case last == prevIndex:
-		at, known = prevEpoch, true
-	case last > prevIndex && last <= end:
-		at, known = entries[last-prevIndex-1].Epoch, true
-	case last > end:
-		// Everything sent is at or below what we hold: a retry or an old batch. Answer our
-		// position; the leader checks it against its own log.
-		return AppendResponse{LastIndex: last, LastEpoch: lastEpoch}, nil
-	}
-	if !known || at != lastEpoch {
-		f.logger.Debug("append does not match", "prev_index", prevIndex, "prev_epoch", prevEpoch,
-			"last_index", last, "last_epoch", lastEpoch)
-		return AppendResponse{}, &LogMismatchError{LastIndex: last, LastEpoch: lastEpoch}
-	}
-	if err := f.apply(last, lastEpoch, entries[last-prevIndex:]); err != nil {
+	verified, err := f.continueLog(req.PrevIndex, req.PrevEpoch, req.Entries, true)
+	if err != nil {
 		return AppendResponse{}, err
 	}
-	idx, ep := f.position()
-	return AppendResponse{LastIndex: idx, LastEpoch: ep}, nil
+	if err := f.applyUpTo(min(req.Commit, verified.index)); err != nil {
+		return AppendResponse{}, err
+	}
+	// The position answered is where the log is known to equal the leader's: a tail
+	// beyond it, left by a deposed leader, is checked (and dropped) by the next append.
+	resp := f.response()
+	resp.LastIndex, resp.LastEpoch = verified.index, verified.epoch
+	return resp, nil
+}
+
+// continueLog appends the entries that follow (prevIndex, prevEpoch) if they continue this
+// replica's log (log matching: the epoch they give for an index the log holds is the
+// log's own there), skipping those it holds already. It returns the index up to which the
+// log is now known to equal the sender's. On a mismatch it drops, when asked to truncate,
+// the log's tail beyond the applied index (entries no leader committed, or the sender would hold them too) and
+// answers *LogMismatchError with the position it keeps. Called with f.mu held.
+func (f *Follower) continueLog(prevIndex uint64, prevEpoch int64, entries []kvstore.Entry, truncate bool) (position, error) {
+	last, lastEpoch := f.log.Last()
+	end := prevIndex + uint64(len(entries))
+	endEpoch := prevEpoch
+	if n := len(entries); n > 0 {
+		endEpoch = entries[n-1].Epoch
+	}
+	matched := false
+	switch {
+	case last == prevIndex:
+		matched = lastEpoch == prevEpoch
+	case last > prevIndex && last <= end:
+		matched = entries[last-prevIndex-1].Epoch == lastEpoch
+	case last > end:
+		// Everything sent is at or below what we hold: a retry or an old batch, or a probe.
+		// The log equals the sender's up to end if it has the same epoch there; below the
+		// log's base lies a committed snapshot, which every leader's log agrees with.
+		if base, _ := f.log.Base(); end < base {
+			return position{end, endEpoch}, nil
+		}
+		ep, ok := f.log.EpochAt(end)
+		if ok && ep == endEpoch {
+			return position{end, endEpoch}, nil
+		}
+	}
+	if !matched {
+		f.logger.Debug("append does not match", "prev_index", prevIndex, "prev_epoch", prevEpoch,
+			"last_index", last, "last_epoch", lastEpoch)
+		if !truncate {
+			return position{}, &LogMismatchError{LastIndex: last, LastEpoch: lastEpoch}
+		}
+		return position{}, f.mismatch()
+	}
+	if err := f.log.Append(entries[last-prevIndex:]...); err != nil {
+		return position{}, fmt.Errorf("replication: append %d entries after index %d: %w", len(entries), last, err)
+	}
+	return position{end, endEpoch}, nil
+}
+
+// mismatch drops the log's tail beyond the applied index and returns the error that
+// tells the leader where this log stands.
+func (f *Follower) mismatch() error {
+	applied := f.applied()
+	if last, _ := f.log.Last(); last > applied && f.log.TruncateAfter(applied) {
+		f.logger.Info("dropped a log tail the leader's log does not continue", "from_index", applied+1, "to_index", last)
+	}
+	idx, ep := f.log.Last()
+	return &LogMismatchError{LastIndex: idx, LastEpoch: ep}
+}
+
+// applyUpTo applies to the store the log's entries up to index. Called with f.mu held.
+func (f *Follower) applyUpTo(index uint64) error {
+	applied := f.applied()
+	if index <= applied {
+		return nil
+	}
+	es, ok := f.log.EntriesFrom(applied+1, int(min(index-applied, 1<<20)))
+	if !ok {
+		return fmt.Errorf("replication: the log no longer holds index %d to apply", applied+1)
+	}
+	if len(es) == 0 {
+		return nil
+	}
+	if err := f.store.Apply(es...); err != nil {
+		return fmt.Errorf("replication: apply %d entries after index %d: %w", len(es), applied, err)
+	}
+	f.log.SetApplied(es[len(es)-1].Index)
+	return nil
 }
 
 // takeBase accepts a fresh replica's first append whatever its prev position. The store is
@@ -186,35 +273,20 @@ func (f *Follower) continueLog(prevIndex uint64, prevEpoch int64, entries []kvst
 // later, its indexes continue the cluster's rather than restart at 1.
 func (f *Follower) takeBase(req AppendRequest) (AppendResponse, error) {
 	f.store.Restore(kvstore.Snapshot{Index: req.PrevIndex, Epoch: req.PrevEpoch})
-	if err := f.apply(req.PrevIndex, req.PrevEpoch, req.Entries); err != nil {
+	f.log.Reset(req.PrevIndex, req.PrevEpoch)
+	if err := f.log.Append(req.Entries...); err != nil {
 		f.store.Restore(kvstore.Snapshot{})
+		f.log.Reset(0, 0)
+		return AppendResponse{}, err
+	}
+	end := req.PrevIndex + uint64(len(req.Entries))
+	if err := f.applyUpTo(min(req.Commit, end)); err != nil {
 		return AppendResponse{}, err
 	}
 	f.fresh = false
-	f.partial = req.PrevIndex > 0
-	idx, ep := f.position()
-	f.logger.Info("fresh replica took its base", "prev_index", req.PrevIndex, "last_index", idx)
-	return AppendResponse{LastIndex: idx, LastEpoch: ep}, nil
-}
-
-// apply hands entries following (prevIndex, prevEpoch) to the store and the log.
-func (f *Follower) apply(prevIndex uint64, prevEpoch int64, entries []kvstore.Entry) error {
-	if err := f.store.Apply(entries...); err != nil {
-		return fmt.Errorf("replication: apply %d entries after index %d: %w", len(entries), prevIndex, err)
-	}
-	if f.log == nil {
-		return nil
-	}
-	if li, _ := f.log.Last(); li != prevIndex {
-		f.log.Reset(prevIndex, prevEpoch)
-	}
-	if err := f.log.Append(entries...); err != nil {
-		// The store took them; a log that cannot follow restarts at the new last position.
-		f.logger.Warn("log reset after append failure", "error", err)
-		idx, ep := f.position()
-		f.log.Reset(idx, ep)
-	}
-	return nil
+	f.partial = req.PrevIndex > 0 && !req.Complete
+	f.logger.Info("fresh replica took its base", "prev_index", req.PrevIndex, "last_index", end)
+	return f.response(), nil
 }
 
 // InstallSnapshot replaces the replica's store with the leader's snapshot (and resets the
@@ -232,26 +304,25 @@ func (f *Follower) InstallSnapshot(ctx context.Context, req SnapshotRequest) (Ap
 	if err := req.Validate(); err != nil {
 		return AppendResponse{}, err
 	}
-	f.fence = req.Epoch
+	f.fence = max(f.fence, req.Epoch)
 	f.adopt(req.Snapshot)
 	f.logger.Info("installed snapshot", "index", req.Snapshot.Index, "epoch", req.Snapshot.Epoch,
 		"entries", len(req.Snapshot.Entries))
-	idx, ep := f.position()
-	return AppendResponse{LastIndex: idx, LastEpoch: ep}, nil
+	return f.response(), nil
 }
 
 // Position returns this replica's place in the log (see Position).
 func (f *Follower) Position() Position {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	idx, ep := f.position()
-	return Position{LastIndex: idx, LastEpoch: ep, Partial: f.partial}
+	idx, ep := f.log.Last()
+	return Position{LastIndex: idx, LastEpoch: ep, Partial: f.partial, Applied: f.applied()}
 }
 
-// Extend applies entries that follow (prevIndex, prevEpoch), as Append does but with no
-// leader or fence check: a newly elected leader uses it to take what a more up-to-date
-// member holds before it takes writes. Entries at or below the last index are skipped; a
-// prev position that does not match this replica's log gives *LogMismatchError.
+// Extend takes entries that follow (prevIndex, prevEpoch) into the log, as Append does but
+// with no leader or fence check and without applying them: a newly elected leader uses it
+// to take what a more up-to-date member holds before it leads; they commit with the new
+// leader's first entry. A prev position that does not match gives *LogMismatchError.
 func (f *Follower) Extend(prevIndex uint64, prevEpoch int64, entries []kvstore.Entry) (Position, error) {
 	req := AppendRequest{Epoch: prevEpoch, PrevIndex: prevIndex, PrevEpoch: prevEpoch, Entries: entries}
 	for _, e := range entries {
@@ -262,12 +333,12 @@ func (f *Follower) Extend(prevIndex uint64, prevEpoch int64, entries []kvstore.E
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	resp, err := f.continueLog(prevIndex, prevEpoch, entries)
-	if err != nil {
+	if _, err := f.continueLog(prevIndex, prevEpoch, entries, false); err != nil {
 		return Position{}, err
 	}
 	f.fresh = false
-	return Position{LastIndex: resp.LastIndex, LastEpoch: resp.LastEpoch, Partial: f.partial}, nil
+	idx, ep := f.log.Last()
+	return Position{LastIndex: idx, LastEpoch: ep, Partial: f.partial, Applied: f.applied()}, nil
 }
 
 // Adopt replaces the store with snap, as InstallSnapshot does but with no leader or fence
@@ -277,14 +348,23 @@ func (f *Follower) Adopt(snap kvstore.Snapshot) Position {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.adopt(snap)
-	idx, ep := f.position()
-	return Position{LastIndex: idx, LastEpoch: ep}
+	idx, ep := f.log.Last()
+	return Position{LastIndex: idx, LastEpoch: ep, Applied: f.applied()}
 }
 
 func (f *Follower) adopt(snap kvstore.Snapshot) {
 	f.store.Restore(snap)
-	f.fresh, f.partial = false, false
-	if f.log != nil {
-		f.log.Reset(snap.Index, snap.Epoch)
-	}
+	f.fresh, f.partial, f.inSync = false, false, false
+	f.log.Reset(snap.Index, snap.Epoch)
 }
+
+// ApplyUpTo applies the log's entries up to index to the store: a leader's own writes,
+// once committed. Entries it applied already are skipped.
+func (f *Follower) ApplyUpTo(index uint64) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.applyUpTo(index)
+}
+
+// Log returns the log this Follower keeps.
+func (f *Follower) Log() *Log { return f.log }

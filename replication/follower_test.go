@@ -22,8 +22,10 @@ func newFollower(t testing.TB, fresh bool) (*Follower, *kvstore.Store, *Log) {
 	return f, st, l
 }
 
+// appendReq is an append whose entries are all committed (Commit is its last index).
 func appendReq(epoch int64, prevIndex uint64, prevEpoch int64, es []kvstore.Entry) AppendRequest {
-	return AppendRequest{Epoch: epoch, Leader: "leader", PrevIndex: prevIndex, PrevEpoch: prevEpoch, Entries: es}
+	return AppendRequest{Epoch: epoch, Leader: "leader", PrevIndex: prevIndex, PrevEpoch: prevEpoch, Entries: es,
+		Commit: prevIndex + uint64(len(es))}
 }
 
 func mustAppend(t *testing.T, f *Follower, req AppendRequest, wantIndex uint64) {
@@ -224,8 +226,61 @@ func TestFollowerExtend(t *testing.T) {
 	if !errors.As(err, &mm) || mm.LastIndex != 6 {
 		t.Fatalf("mismatched Extend: %v", err)
 	}
-	if i, _ := st.Last(); i != 6 {
-		t.Fatalf("store moved to %d on a refused Extend", i)
+	// Extend takes entries into the log only: they commit with the new leader's first entry.
+	if i, _ := st.Last(); i != 3 {
+		t.Fatalf("store at %d after Extend, want 3 (nothing applied)", i)
+	}
+	if i, _ := l.Last(); i != 6 {
+		t.Fatalf("log at %d after a refused Extend, want 6", i)
+	}
+}
+
+// TestFollowerAppliesOnlyCommitted: entries reach the store only once the leader's commit
+// index covers them and the append shows the log to match up to there; a tail that a new
+// leader's log does not continue is dropped, never applied.
+func TestFollowerAppliesOnlyCommitted(t *testing.T) {
+	f, st, l := newFollower(t, false)
+	ctx := context.Background()
+	req := appendReq(1, 0, 0, entries(1, 5, 1))
+	req.Commit = 2
+	mustAppend(t, f, req, 5)
+	if i, _ := st.Last(); i != 2 {
+		t.Fatalf("store at %d, want 2: only committed entries apply", i)
+	}
+	if p := f.Position(); p.LastIndex != 5 || p.Applied != 2 {
+		t.Fatalf("position %+v, want last 5 applied 2", p)
+	}
+	// A heartbeat from a new leader (epoch 2) whose log holds only 1..3 of epoch 1 says
+	// commit 3: its prev (3, 1) matches, so 3 applies; 4 and 5 stay unapplied.
+	hb := AppendRequest{Epoch: 2, Leader: "leader", PrevIndex: 3, PrevEpoch: 1, Entries: []kvstore.Entry{}, Commit: 3}
+	mustAppend(t, f, hb, 3)
+	if i, _ := st.Last(); i != 3 {
+		t.Fatalf("store at %d, want 3", i)
+	}
+	// Its next entry, index 4 of epoch 2, conflicts with our 4 of epoch 1: the tail after
+	// the applied index goes, and the mismatch names (3, 1).
+	_, err := f.Append(ctx, AppendRequest{Epoch: 2, Leader: "leader", PrevIndex: 3, PrevEpoch: 1,
+		Entries: entries(4, 4, 2)[:0], Commit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.Append(ctx, AppendRequest{Epoch: 2, Leader: "leader", PrevIndex: 4, PrevEpoch: 2, Entries: entries(5, 5, 2), Commit: 5})
+	var mm *LogMismatchError
+	if !errors.As(err, &mm) || mm.LastIndex != 3 || mm.LastEpoch != 1 {
+		t.Fatalf("conflicting tail: %v, want a mismatch at (3, 1)", err)
+	}
+	if i, _ := l.Last(); i != 3 {
+		t.Fatalf("log at %d, want the tail dropped to 3", i)
+	}
+	if _, ok := st.Get("k"); !ok {
+		t.Fatal("the committed key is gone")
+	}
+	if e, _ := st.Get("k"); e.Index != 3 {
+		t.Fatalf("store holds index %d of k: an uncommitted entry was applied", e.Index)
+	}
+	mustAppend(t, f, AppendRequest{Epoch: 2, Leader: "leader", PrevIndex: 3, PrevEpoch: 1, Entries: entries(4, 5, 2), Commit: 5}, 5)
+	if e, _ := st.Get("k"); e.Index != 5 || e.Epoch != 2 {
+		t.Fatalf("after the new leader's entries: %+v", e)
 	}
 }
 

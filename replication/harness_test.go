@@ -186,6 +186,11 @@ func newTestLeader(t testing.TB, cfg Config, logCfg LogConfig) *testLeader {
 	if cfg.Self == "" {
 		cfg.Self = "leader:1"
 	}
+	if cfg.Mode == AckAll {
+		// This leader applies its writes at once (store.Put): it commits them at once too,
+		// and each test asks Wait for the mode it checks.
+		cfg.Mode = AckLeader
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = testLogger(t)
 	}
@@ -206,6 +211,7 @@ func (l *testLeader) put(t testing.TB, key, value string) kvstore.Entry {
 	if err := l.log.Append(e); err != nil {
 		t.Fatal(err)
 	}
+	l.log.SetApplied(e.Index)
 	l.fan.Enqueue(e)
 	return e
 }
@@ -239,6 +245,7 @@ func (l *testLeader) del(t testing.TB, key string) {
 	if err := l.log.Append(e); err != nil {
 		t.Fatal(err)
 	}
+	l.log.SetApplied(e.Index)
 	l.fan.Enqueue(e)
 }
 

@@ -55,6 +55,9 @@ type Log struct {
 	bytes     int64
 	base      uint64 // index just before the first entry held
 	baseEpoch int64  // epoch of the entry at base
+	// keepAfter: entries above it are not committed and applied yet and are never dropped
+	// to honour Capacity or MaxBytes (the ring grows past them instead).
+	keepAfter uint64
 }
 
 // NewLog returns an empty log whose base is (0, 0).
@@ -89,7 +92,7 @@ func (l *Log) Append(entries ...kvstore.Entry) error {
 }
 
 func (l *Log) push(e kvstore.Entry) {
-	if l.n == l.cfg.Capacity {
+	if l.n >= l.cfg.Capacity && l.droppable() {
 		l.dropFront()
 	}
 	if l.n == len(l.ring) {
@@ -98,15 +101,21 @@ func (l *Log) push(e kvstore.Entry) {
 	l.ring[(l.head+l.n)%len(l.ring)] = e
 	l.n++
 	l.bytes += entrySize(&e)
-	for l.bytes > l.cfg.MaxBytes && l.n > 1 {
+	for l.bytes > l.cfg.MaxBytes && l.n > 1 && l.droppable() {
 		l.dropFront()
 	}
 }
 
-// grow doubles the ring up to the capacity, so a large capacity costs memory only when used.
+// droppable reports whether the first entry held may go: it is applied already.
+func (l *Log) droppable() bool { return l.n > 0 && l.base+1 <= l.keepAfter }
+
+// grow doubles the ring up to the capacity, so a large capacity costs memory only when
+// used; past it only while entries that are not applied yet fill it.
 func (l *Log) grow() {
 	size := max(16, 2*len(l.ring))
-	size = min(size, l.cfg.Capacity)
+	if size > l.cfg.Capacity && l.n < l.cfg.Capacity {
+		size = l.cfg.Capacity
+	}
 	ring := make([]kvstore.Entry, size)
 	for i := range l.n {
 		ring[i] = l.ring[(l.head+i)%len(l.ring)]
@@ -131,6 +140,38 @@ func (l *Log) Reset(index uint64, epoch int64) {
 	clear(l.ring)
 	l.head, l.n, l.bytes = 0, 0, 0
 	l.base, l.baseEpoch = index, epoch
+	l.keepAfter = index
+}
+
+// SetApplied tells the log that entries up to index are applied to the store: only those
+// may be dropped to honour the bounds. Until it is called, every entry is kept.
+func (l *Log) SetApplied(index uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.keepAfter = max(l.keepAfter, index)
+	for (l.n > l.cfg.Capacity || l.bytes > l.cfg.MaxBytes) && l.n > 1 && l.droppable() {
+		l.dropFront()
+	}
+}
+
+// TruncateAfter drops the entries after index, which the log must hold (Base() <= index <=
+// Last()): a replica discards the tail a deposed leader left it that the new leader's log
+// does not continue. It reports false, changing nothing, when index is out of range.
+func (l *Log) TruncateAfter(index uint64) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if index < l.base || index > l.base+uint64(l.n) {
+		return false
+	}
+	keep := int(index - l.base)
+	for i := keep; i < l.n; i++ {
+		e := &l.ring[(l.head+i)%len(l.ring)]
+		l.bytes -= entrySize(e)
+		*e = kvstore.Entry{}
+	}
+	l.n = keep
+	l.keepAfter = min(l.keepAfter, index)
+	return true
 }
 
 // Base returns the position just before the first entry held; EpochAt knows it.

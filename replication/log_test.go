@@ -30,6 +30,7 @@ func TestLogRing(t *testing.T) {
 		t.Fatalf("negative capacity: %v", err)
 	}
 	l := newLog(t, LogConfig{Capacity: 40})
+	l.SetApplied(1000) // every entry of this test is applied: the bounds apply
 	if ep, ok := l.EpochAt(0); !ok || ep != 0 {
 		t.Fatal("empty log must know its base (0, 0)")
 	}
@@ -97,6 +98,7 @@ func TestLogRing(t *testing.T) {
 
 func TestLogMaxBytes(t *testing.T) {
 	l := newLog(t, LogConfig{Capacity: 1000, MaxBytes: 1000})
+	l.SetApplied(1000)
 	big := strings.Repeat("x", 300)
 	for i := uint64(1); i <= 10; i++ {
 		if err := l.Append(kvstore.Entry{Key: "k", Value: big, Index: i, Epoch: 1}); err != nil {
@@ -112,5 +114,34 @@ func TestLogMaxBytes(t *testing.T) {
 	}
 	if l.Len() != 1 {
 		t.Fatalf("the newest entry must stay: Len = %d", l.Len())
+	}
+}
+
+func TestLogKeepsUnappliedEntries(t *testing.T) {
+	l := newLog(t, LogConfig{Capacity: 16})
+	if err := l.Append(entries(1, 40, 1)...); err != nil {
+		t.Fatal(err)
+	}
+	if l.Len() != 40 {
+		t.Fatalf("Len = %d: entries not applied yet must stay past the capacity", l.Len())
+	}
+	l.SetApplied(30)
+	if b, _ := l.Base(); b != 24 || l.Len() != 16 {
+		t.Fatalf("after SetApplied(30): base %d, len %d; want 24, 16", b, l.Len())
+	}
+	if !l.TruncateAfter(35) {
+		t.Fatal("TruncateAfter(35) refused")
+	}
+	if i, _ := l.Last(); i != 35 {
+		t.Fatalf("Last after truncate = %d", i)
+	}
+	if l.TruncateAfter(10) || l.TruncateAfter(36) {
+		t.Fatal("TruncateAfter outside [base, last] must refuse")
+	}
+	if err := l.Append(entries(36, 36, 2)...); err != nil {
+		t.Fatal(err)
+	}
+	if ep, _ := l.EpochAt(36); ep != 2 {
+		t.Fatal("append after truncate")
 	}
 }

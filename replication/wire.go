@@ -42,12 +42,23 @@ type AppendRequest struct {
 	PrevIndex uint64          `json:"prev_index"`
 	PrevEpoch int64           `json:"prev_epoch"`
 	Entries   []kvstore.Entry `json:"entries"`
+	// Commit is the leader's commit index: the replica applies to its store the entries
+	// up to it that this append shows its log to share with the leader's.
+	Commit uint64 `json:"commit,omitempty"`
+	// Complete says that the leader's history up to PrevIndex holds no key (only no-ops):
+	// a fresh replica that takes this append as its base misses nothing and is complete.
+	Complete bool `json:"complete,omitempty"`
+	// InSync says whether the leader counts this replica in its in-sync set.
+	InSync bool `json:"in_sync,omitempty"`
 }
 
-// AppendResponse answers an append or a snapshot with the replica's last position.
+// AppendResponse answers an append or a snapshot with the replica's last position, the
+// index its store has applied, and whether it is partial (see Position).
 type AppendResponse struct {
 	LastIndex uint64 `json:"last_index"`
 	LastEpoch int64  `json:"last_epoch"`
+	Applied   uint64 `json:"applied,omitempty"`
+	Partial   bool   `json:"partial,omitempty"`
 }
 
 // Position is a replica's place in the replicated log: the index and epoch of its last
@@ -58,6 +69,12 @@ type Position struct {
 	LastIndex uint64 `json:"last_index"`
 	LastEpoch int64  `json:"last_epoch"`
 	Partial   bool   `json:"partial"`
+	// Applied is the index the store has applied: what is committed to this replica's
+	// knowledge. Entries between Applied and LastIndex are held but not committed yet.
+	Applied uint64 `json:"applied"`
+	// Incarnation names this server process (a restarted server is a new incarnation with
+	// an empty store); the in-sync set names its members by ID and incarnation.
+	Incarnation string `json:"incarnation,omitempty"`
 }
 
 // After reports whether p is further along the log than q: a later last epoch, or the same
@@ -119,8 +136,8 @@ func (r *AppendRequest) Validate() error {
 		if e.Index != want {
 			return fmt.Errorf("%w: entry %d has index %d, want %d", ErrInvalidRequest, i, e.Index, want)
 		}
-		if e.Key == "" {
-			return fmt.Errorf("%w: entry %d has an empty key", ErrInvalidRequest, i)
+		if (e.Key == "") != e.Noop {
+			return fmt.Errorf("%w: entry %d: a key is required unless it is a no-op, and a no-op has none", ErrInvalidRequest, i)
 		}
 		if e.Epoch < 0 || e.Epoch > r.Epoch {
 			return fmt.Errorf("%w: entry %d has epoch %d outside [0, %d]", ErrInvalidRequest, i, e.Epoch, r.Epoch)
@@ -136,8 +153,8 @@ func (r *SnapshotRequest) Validate() error {
 		return fmt.Errorf("%w: snapshot epoch %d, request epoch %d", ErrInvalidRequest, r.Snapshot.Epoch, r.Epoch)
 	}
 	for i, e := range r.Snapshot.Entries {
-		if e.Key == "" {
-			return fmt.Errorf("%w: snapshot entry %d has an empty key", ErrInvalidRequest, i)
+		if e.Key == "" || e.Noop {
+			return fmt.Errorf("%w: snapshot entry %d has an empty key or is a no-op", ErrInvalidRequest, i)
 		}
 		if e.Index > r.Snapshot.Index {
 			return fmt.Errorf("%w: snapshot entry %d has index %d above the snapshot's %d", ErrInvalidRequest, i, e.Index, r.Snapshot.Index)

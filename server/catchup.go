@@ -17,21 +17,113 @@ const catchUpPositionTimeout = time.Second
 
 // peerPosition is a member's answer to GET /internal/v1/position.
 type peerPosition struct {
-	addr string
-	pos  replication.Position
+	addr, id string
+	pos      replication.Position
+}
+
+// catchUpRetry is how often a new leader asks again while too few in-sync members answer.
+const catchUpRetry = 200 * time.Millisecond
+
+// takeover is what a new leader learned before it leads: the in-sync record it read and
+// whether it had to lead uncleanly.
+type takeover struct {
+	rec     InSyncRecord
+	version int32
+	found   bool
+	unclean bool
 }
 
 // catchUp runs when this server has just been elected, before it takes a write. The order
-// of the election is not the order of the log: the successor need not hold every
-// acknowledged write (under ack=majority the acknowledging replica may be another, and a
-// restarted replica that took a later base lacks the writes before it). So it asks every
-// member it can reach for its position and first takes the entries the most up-to-date
-// one holds beyond its own (or that member's snapshot, when the logs do not line up), then,
-// if it is itself partial, a complete member's snapshot. Its fan-out then brings the
-// others to the same state. A member that does not answer in time is passed over: its
-// writes are lost only if it alone held them.
-func (s *Server) catchUp(ctx context.Context, epoch int64, members []election.Member) {
-	peers := s.positions(ctx, epoch, members)
+// of the election is not the order of the log, so it must first hold every committed
+// write. The in-sync record in ZooKeeper says who can vouch for them: every committed
+// write is on a commit quorum of the in-sync set, so any need() members of the set hold
+// all of them between them (quorum intersection). It asks every member for its position
+// (raising their fences to its epoch), again and again, until need() members of the set
+// (itself included, when it is one) have answered; then it takes the log of the most
+// up-to-date member that answered (entries, or a snapshot and entries when the logs do not
+// line up). It never leads having heard from too few: only when too few members of the set
+// remain registered for UncleanAfter does it lead with what it can reach, an unclean
+// leadership, logged and counted. It gives up (false) when it stops leading or ctx ends.
+func (s *Server) catchUp(ctx context.Context, epoch int64, members []election.Member) (takeover, bool) {
+	var (
+		t          takeover
+		shortSince time.Time // since when too few in-sync members are registered
+		lastWarn   time.Time
+	)
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return t, false
+			case <-time.After(catchUpRetry):
+			}
+			if v := s.elector.View(); !v.IsLeader || v.Epoch != epoch {
+				s.logger.Info("catch-up abandoned: no longer the leader of this epoch", "epoch", epoch)
+				return t, false
+			}
+			if ms, err := s.elector.Members(ctx); err == nil {
+				members = ms
+			}
+		}
+		rec, version, found, err := s.insync.Load(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return t, false
+			}
+			s.logger.Warn("catch-up: read the in-sync record", "error", err)
+			continue
+		}
+		t = takeover{rec: rec, version: version, found: found}
+		peers := s.positions(ctx, epoch, members)
+		need, heard := rec.need(), 0
+		if rec.has(s.self()) {
+			heard++
+		}
+		for _, p := range peers {
+			if rec.has(Replica{ID: p.id, Incarnation: p.pos.Incarnation}) {
+				heard++
+			}
+		}
+		if !found {
+			s.logger.Warn("catch-up: no in-sync record in ZooKeeper (a new cluster, or ZooKeeper lost its data): taking the most up-to-date member that answers",
+				"path", s.cfg.InSyncPath, "members_asked", len(peers))
+		}
+		if heard < need {
+			registered := 0
+			for _, m := range members {
+				if rec.has(replicaOf(m)) {
+					registered++
+				}
+			}
+			if rec.has(s.self()) {
+				registered = max(registered, 1)
+			}
+			if registered >= need {
+				shortSince = time.Time{}
+			} else if shortSince.IsZero() {
+				shortSince = time.Now()
+			}
+			unclean := !shortSince.IsZero() && s.cfg.UncleanAfter >= 0 && time.Since(shortSince) >= s.cfg.UncleanAfter
+			if !unclean {
+				if time.Since(lastWarn) > 2*time.Second {
+					lastWarn = time.Now()
+					s.logger.Warn("catch-up: waiting for in-sync members before leading", "epoch", epoch,
+						"in_sync", rec.Members, "heard", heard, "need", need, "registered", registered)
+				}
+				continue
+			}
+			t.unclean = true
+			s.metrics.unclean.Inc()
+			s.logger.Error("UNCLEAN leadership: too few members of the in-sync set remain to tell every committed write; leading with the most up-to-date member reachable (writes only the missing members held are lost)",
+				"epoch", epoch, "in_sync", rec.Members, "heard", heard, "need", need, "waited", time.Since(shortSince).Round(time.Millisecond))
+		}
+		s.takeBest(ctx, peers)
+		return t, true
+	}
+}
+
+// takeBest brings this server's log up to the most up-to-date peer that answered.
+func (s *Server) takeBest(ctx context.Context, peers []peerPosition) {
 	// Most up-to-date first; on a tie, a complete member before a partial one.
 	slices.SortStableFunc(peers, func(a, b peerPosition) int {
 		switch {
@@ -56,7 +148,9 @@ func (s *Server) catchUp(ctx context.Context, epoch int64, members []election.Me
 		if err != nil && !p.pos.Partial {
 			s.logger.Info("catch-up: the logs do not line up; adopting the member's snapshot",
 				"member", p.addr, "error", err)
-			err = s.adoptSnapshot(ctx, p.addr)
+			if err = s.adoptSnapshot(ctx, p.addr); err == nil {
+				err = s.pullEntries(ctx, p.addr, s.follower.Position(), p.pos)
+			}
 		}
 		if err != nil {
 			s.logger.Warn("catch-up from a more up-to-date member failed", "member", p.addr,
@@ -71,7 +165,11 @@ func (s *Server) catchUp(ctx context.Context, epoch int64, members []election.Me
 			if p.pos.Partial || self.After(p.pos) {
 				continue
 			}
-			if err := s.adoptSnapshot(ctx, p.addr); err != nil {
+			err := s.adoptSnapshot(ctx, p.addr)
+			if err == nil {
+				err = s.pullEntries(ctx, p.addr, s.follower.Position(), p.pos)
+			}
+			if err != nil {
 				s.logger.Warn("catch-up: a complete member's snapshot", "member", p.addr, "error", err)
 				continue
 			}
@@ -82,8 +180,8 @@ func (s *Server) catchUp(ctx context.Context, epoch int64, members []election.Me
 			s.logger.Warn("leading with a partial store: no complete member answered; keys written before this server's base read as empty")
 		}
 	}
-	s.logger.Info("caught up before leading", "epoch", epoch, "members_asked", len(peers),
-		"last_index", self.LastIndex, "last_epoch", self.LastEpoch)
+	s.logger.Info("caught up before leading", "members_asked", len(peers),
+		"last_index", self.LastIndex, "last_epoch", self.LastEpoch, "applied", self.Applied)
 }
 
 // positions asks every other member for its position, in parallel, raising its fence to
@@ -99,7 +197,7 @@ func (s *Server) positions(ctx context.Context, epoch int64, members []election.
 			continue
 		}
 		wg.Add(1)
-		go func(addr string) {
+		go func(addr, id string) {
 			defer wg.Done()
 			qctx, cancel := context.WithTimeout(ctx, catchUpPositionTimeout)
 			defer cancel()
@@ -110,9 +208,9 @@ func (s *Server) positions(ctx context.Context, epoch int64, members []election.
 				return
 			}
 			mu.Lock()
-			out = append(out, peerPosition{addr: addr, pos: pos})
+			out = append(out, peerPosition{addr: addr, id: id, pos: pos})
 			mu.Unlock()
-		}(m.Address)
+		}(m.Address, m.ID)
 	}
 	wg.Wait()
 	return out
@@ -122,6 +220,9 @@ func (s *Server) positions(ctx context.Context, epoch int64, members []election.
 // until it reaches target.
 func (s *Server) pullEntries(ctx context.Context, addr string, from, target replication.Position) error {
 	pos := from
+	if !target.After(pos) {
+		return nil
+	}
 	for target.After(pos) {
 		var resp replication.EntriesResponse
 		q := fmt.Sprintf("%s?after=%d&epoch=%d", replication.PathEntries, pos.LastIndex, pos.LastEpoch)

@@ -33,6 +33,8 @@ func TestClusterReplicates(t *testing.T) {
 		return containsAll(body, `zkv_replication_replica_up{replica="`+b.addr+`"} 1`,
 			`zkv_replication_replica_up{replica="`+cc.addr+`"} 1`)
 	})
+	b.waitReady(t)
+	cc.waitReady(t)
 
 	r := put(t, b.url, "k1", "v1")
 	if r.code != 200 || r.json(t)["leader"] != a.addr {

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/zkv-dev/zkv/replication"
@@ -22,6 +23,8 @@ const (
 	DefaultShutdownTimeout = 10 * time.Second
 	DefaultMemberRefresh   = 2 * time.Second
 	DefaultSyncTimeout     = 30 * time.Second
+	DefaultReplicaLagMax   = time.Second
+	DefaultInSyncPath      = "/zkv/insync"
 )
 
 // bodyOverhead is what a JSON body may hold besides the key and the value: braces, field
@@ -71,6 +74,21 @@ type Config struct {
 	// MemberRefresh is how often a leader re-reads the members for its replica set (it
 	// also does on every view change); default 2s.
 	MemberRefresh time.Duration
+	// ReplicaLagMax is how long an in-sync replica may fail to catch up with the leader
+	// (unreachable, killed, slow) before the leader drops it from the in-sync set, so that
+	// writes stop waiting for it (Kafka's replica.lag.time.max.ms); default 1s. It rejoins
+	// once it has caught up.
+	ReplicaLagMax time.Duration
+	// UncleanAfter is how long a newly elected leader waits, when too few members of the
+	// in-sync set are still registered to tell it every committed write, before it leads
+	// with what it can reach (an unclean leadership: writes only the missing members held
+	// are lost; logged and counted). Default 2 x SessionTimeout; negative: never.
+	UncleanAfter time.Duration
+	// InSyncPath is the znode that records the in-sync set; default /zkv/insync.
+	InSyncPath string
+	// Incarnation names this server process in the in-sync set; default random. A
+	// restarted server is a new incarnation: it starts empty and is not in sync.
+	Incarnation string
 	// Replication tunes the leader's fan-out (timeouts, retries, batching); Self, Epoch,
 	// Log, Snapshot, Token, Observer and Logger are set by the server.
 	Replication replication.Config
@@ -103,6 +121,15 @@ func (c Config) withDefaults() Config {
 	if c.MemberRefresh == 0 {
 		c.MemberRefresh = DefaultMemberRefresh
 	}
+	if c.ReplicaLagMax == 0 {
+		c.ReplicaLagMax = DefaultReplicaLagMax
+	}
+	if c.UncleanAfter == 0 {
+		c.UncleanAfter = 2 * c.SessionTimeout
+	}
+	if c.InSyncPath == "" {
+		c.InSyncPath = DefaultInSyncPath
+	}
 	if c.Address == "" {
 		if c.Port != 0 {
 			c.Address = net.JoinHostPort(c.Host, strconv.Itoa(c.Port))
@@ -129,8 +156,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: max_key_bytes %d must be positive", ErrInvalidConfig, c.MaxKeyBytes)
 	case c.MaxValueBytes < 0:
 		return fmt.Errorf("%w: max_value_bytes %d must not be negative", ErrInvalidConfig, c.MaxValueBytes)
-	case c.SessionTimeout < 0, c.WriteTimeout < 0, c.ShutdownTimeout < 0, c.MemberRefresh < 0:
+	case c.SessionTimeout < 0, c.WriteTimeout < 0, c.ShutdownTimeout < 0, c.MemberRefresh < 0, c.ReplicaLagMax < 0:
 		return fmt.Errorf("%w: timeouts must not be negative", ErrInvalidConfig)
+	case c.InSyncPath[0] != '/' || strings.HasSuffix(c.InSyncPath, "/"):
+		return fmt.Errorf("%w: in-sync path %q must be an absolute znode path", ErrInvalidConfig, c.InSyncPath)
 	}
 	return nil
 }

@@ -26,12 +26,13 @@ type refresher interface {
 	Refresh(ctx context.Context) error
 }
 
-// Store is what the server needs of its key-value store; *kvstore.Store has it. Put,
-// Delete, Apply and Restore come from one writer at a time (the server serialises them).
+// Store is what the server needs of its key-value store; *kvstore.Store has it. Apply and
+// Restore come from one writer at a time (the server serialises them); only committed
+// entries reach it.
 type Store interface {
 	Get(key string) (kvstore.Entry, bool)
-	Put(key, value string, epoch int64) kvstore.Entry
-	Delete(key string, epoch int64) (kvstore.Entry, bool)
+	// Lookup is Get that also returns a tombstone (a deleted key's version goes on).
+	Lookup(key string) (kvstore.Entry, bool)
 	Apply(entries ...kvstore.Entry) error
 	Last() (index uint64, epoch int64)
 	Len() int
@@ -42,6 +43,8 @@ type Store interface {
 // Replicator is a leader's fan-out for one epoch; *replication.Fanout has it.
 type Replicator interface {
 	SetReplicas(addrs []string)
+	SetInSync(sets ...[]string)
+	Commit() (commit, applied uint64)
 	Enqueue(entries ...kvstore.Entry)
 	Wait(ctx context.Context, index uint64, mode replication.AckMode) (acked int, err error)
 	Barrier(ctx context.Context, mode replication.AckMode) (acked int, err error)
@@ -51,15 +54,18 @@ type Replicator interface {
 }
 
 // ReplicatorFactory makes the fan-out of a new leadership. cfg has Self, Epoch, Log,
-// Snapshot, Token, Observer and Logger filled in over Config.Replication.
+// Snapshot, Token, Mode, Applied, EpochStart, Apply, Observer and Logger filled in over
+// Config.Replication.
 type ReplicatorFactory func(cfg replication.Config) (Replicator, error)
 
 // Deps are the parts a Server composes. Elector is required; a nil Store gets a new
-// empty kvstore, a nil NewReplicator gets replication.NewFanout.
+// empty kvstore, a nil NewReplicator gets replication.NewFanout, a nil InSync keeps the
+// in-sync record in memory (a single process: tests).
 type Deps struct {
 	Elector       Elector
 	Store         Store
 	NewReplicator ReplicatorFactory
+	InSync        InSyncStore
 }
 
 // NewFanout is the default ReplicatorFactory.

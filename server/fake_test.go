@@ -20,10 +20,11 @@ type fakeCluster struct {
 	leader  string // node of the current leader
 	members []*fakeElector
 	all     map[*fakeElector]bool
+	insync  *server.MemInSync // the cluster's in-sync record, shared as ZooKeeper's would be
 }
 
 func newFakeCluster() *fakeCluster {
-	return &fakeCluster{epoch: 100, all: map[*fakeElector]bool{}}
+	return &fakeCluster{epoch: 100, all: map[*fakeElector]bool{}, insync: &server.MemInSync{}}
 }
 
 // elector returns a candidate for a server; it takes part after Join.
@@ -79,6 +80,7 @@ type fakeSub struct{ ch chan election.View }
 type fakeElector struct {
 	c         *fakeCluster
 	id, addr  string
+	inc       string // the incarnation its server publishes
 	node      string // under c.mu
 	seq       int64
 	connected bool
@@ -95,7 +97,11 @@ type fakeElector struct {
 var _ server.Elector = (*fakeElector)(nil)
 
 func (e *fakeElector) memberLocked() election.Member {
-	return election.Member{ID: e.id, Address: e.addr, Node: e.node, Seq: e.seq}
+	m := election.Member{ID: e.id, Address: e.addr, Node: e.node, Seq: e.seq}
+	if e.inc != "" {
+		m.Meta = map[string]string{"inc": e.inc}
+	}
+	return m
 }
 
 func (e *fakeElector) publishLocked(v election.View) {
@@ -234,6 +240,22 @@ type fakeRepl struct {
 
 	barriers   int   // Barrier calls
 	barrierErr error // Barrier's answer, when set
+
+	apply   func(uint64) error // the server's Apply: Wait applies what it waited for
+	applied uint64
+	insync  [][]string
+}
+
+func (r *fakeRepl) SetInSync(sets ...[]string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.insync = sets
+}
+
+func (r *fakeRepl) Commit() (uint64, uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.applied, r.applied
 }
 
 func (r *fakeRepl) SetReplicas(addrs []string) {
@@ -261,6 +283,15 @@ func (r *fakeRepl) Wait(ctx context.Context, index uint64, mode replication.AckM
 	}
 	if err != nil {
 		return 0, err
+	}
+	// The fake commits everything enqueued up to index at once.
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if index > r.applied && r.apply != nil {
+		if err := r.apply(index); err != nil {
+			return 0, err
+		}
+		r.applied = index
 	}
 	return n, nil
 }
@@ -296,6 +327,17 @@ func (r *fakeRepl) Close() error {
 	return nil
 }
 
+// keyed drops the no-ops (a leadership's first entry) from entries.
+func keyed(entries []kvstore.Entry) []kvstore.Entry {
+	var out []kvstore.Entry
+	for _, e := range entries {
+		if !e.Noop {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 // fakeRepls is a ReplicatorFactory that keeps what it made.
 type fakeRepls struct {
 	mu    sync.Mutex
@@ -304,7 +346,7 @@ type fakeRepls struct {
 }
 
 func (f *fakeRepls) factory(cfg replication.Config) (server.Replicator, error) {
-	r := &fakeRepl{epoch: cfg.Epoch, deposed: make(chan struct{})}
+	r := &fakeRepl{epoch: cfg.Epoch, deposed: make(chan struct{}), apply: cfg.Apply, applied: cfg.Applied}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.setup != nil {

@@ -51,6 +51,13 @@ type Status struct {
 	Epoch   int64        `json:"epoch"`
 	Keys    int          `json:"keys"`
 	Members []Member     `json:"members"`
+	// Applied is the index of the last committed write this server's store has applied.
+	Applied uint64 `json:"applied"`
+	// InSync is, on the leader, the in-sync set ("id/incarnation" each): the servers a
+	// successor must hear from; empty elsewhere.
+	InSync []string `json:"in_sync,omitempty"`
+	// Incarnation names this server process (a restart makes a new one).
+	Incarnation string `json:"incarnation"`
 }
 
 // StatusLeader names the leader in Status; empty fields while none is known.
@@ -293,8 +300,7 @@ func (s *Server) leaderRead(ctx context.Context, key string) (e kvstore.Entry, o
 		s.writeMu.Unlock()
 		return e, false, false, nil
 	}
-	idx, _ := s.store.Last()
-	e, ok = s.store.Get(key)
+	idx, _ := s.log.Last()
 	s.writeMu.Unlock()
 
 	rctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
@@ -302,6 +308,9 @@ func (s *Server) leaderRead(ctx context.Context, key string) (e kvstore.Entry, o
 	if _, err := ld.repl.Wait(rctx, idx, s.ack); err != nil {
 		return e, false, true, s.readUnconfirmed(err, "the writes it reads are not acknowledged")
 	}
+	// Every write logged before the read began is applied now: the store answers with
+	// them, or with later committed writes.
+	e, ok = s.store.Get(key)
 	if _, err := ld.repl.Barrier(rctx, s.ack); err != nil {
 		return e, false, true, s.readUnconfirmed(err, "the replicas did not confirm this leader")
 	}
@@ -345,9 +354,7 @@ func (s *Server) handlePut(c echo.Context) error {
 		return err
 	}
 	value := *body.Value
-	res, err := s.write(c, data, "put", key, func(epoch int64) (kvstore.Entry, bool) {
-		return s.store.Put(key, value, epoch), true
-	})
+	res, err := s.write(c, data, "put", key, s.putEntry(key, value))
 	if err != nil || res.forwarded {
 		return err
 	}
@@ -359,9 +366,7 @@ func (s *Server) handleDelete(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	res, err := s.write(c, nil, "delete", key, func(epoch int64) (kvstore.Entry, bool) {
-		return s.store.Delete(key, epoch)
-	})
+	res, err := s.write(c, nil, "delete", key, s.deleteEntry(key))
 	if err != nil || res.forwarded {
 		return err
 	}
@@ -414,9 +419,7 @@ func (s *Server) handleUpdate(c echo.Context) error {
 		return err
 	}
 	key, value := *body.Key, *body.Value
-	res, err := s.write(c, data, "put", key, func(epoch int64) (kvstore.Entry, bool) {
-		return s.store.Put(key, value, epoch), true
-	})
+	res, err := s.write(c, data, "put", key, s.putEntry(key, value))
 	if err != nil || res.forwarded {
 		return err
 	}
@@ -431,6 +434,13 @@ func (s *Server) handleStatus(c echo.Context) error {
 		Epoch:  v.Epoch, Keys: s.store.Len(), Members: []Member{},
 	}
 	st.Members = members(s.currentMembers(c.Request().Context(), v))
+	st.Applied, _ = s.store.Last()
+	st.Incarnation = s.cfg.Incarnation
+	if ld := s.leadPtr.Load(); ld != nil {
+		for _, r := range ld.record().Members {
+			st.InSync = append(st.InSync, r.ID+"/"+r.Incarnation)
+		}
+	}
 	return c.JSON(http.StatusOK, st)
 }
 
@@ -454,6 +464,11 @@ func (s *Server) handleReadyz(c echo.Context) error {
 		return unavailable(CodeNoLeader, ErrNoLeader, "copying the leader's store (-sync_on_join)")
 	case !v.IsLeader && s.streamEpoch.Load() != v.Epoch:
 		return unavailable(CodeNoLeader, ErrNoLeader, "the leader %s does not replicate to this server yet", v.Leader.Address)
+	case !v.IsLeader && !s.follower.Position().Partial && !s.follower.InSync():
+		// A complete replica is ready once writes wait for it: from then on every write
+		// acknowledged under ack all is on it. A partial one (restarted, empty) never joins
+		// the in-sync set; it is ready once the stream reaches it.
+		return unavailable(CodeNoLeader, ErrNoLeader, "the leader %s does not count this server in its in-sync set yet", v.Leader.Address)
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ready", "role": roleOf(v)})
 }
@@ -467,9 +482,29 @@ type writeResult struct {
 	epoch     int64
 }
 
-// write runs op on the leader, or forwards the request (with body) to it. op returns
-// false when it wrote nothing (a delete of an absent key).
-func (s *Server) write(c echo.Context, body []byte, op, key string, apply func(epoch int64) (kvstore.Entry, bool)) (writeResult, error) {
+// entryFunc builds a leader's entry for a write at index in epoch; false when the write
+// changes nothing (a delete of an absent key). It runs under writeMu.
+type entryFunc func(epoch int64, index uint64) (kvstore.Entry, bool)
+
+func (s *Server) putEntry(key, value string) entryFunc {
+	return func(epoch int64, index uint64) (kvstore.Entry, bool) {
+		old, _ := s.latest(key)
+		return kvstore.Entry{Key: key, Value: value, Version: old.Version + 1, Index: index, Epoch: epoch}, true
+	}
+}
+
+func (s *Server) deleteEntry(key string) entryFunc {
+	return func(epoch int64, index uint64) (kvstore.Entry, bool) {
+		old, ok := s.latest(key)
+		if !ok || old.Deleted {
+			return kvstore.Entry{}, false
+		}
+		return kvstore.Entry{Key: key, Version: old.Version + 1, Index: index, Epoch: epoch, Deleted: true}, true
+	}
+}
+
+// write runs op on the leader, or forwards the request (with body) to it.
+func (s *Server) write(c echo.Context, body []byte, op, key string, apply entryFunc) (writeResult, error) {
 	res, err := s.leaderWrite(c.Request().Context(), op, key, apply)
 	if !errors.Is(err, errNotLeading) {
 		return res, err
@@ -486,9 +521,10 @@ var errNotLeading = errors.New("server: not leading here")
 func (s *Server) leading() bool { return s.leadPtr.Load() != nil }
 
 // leaderWrite is the leader's write path: under writeMu check the leadership and its
-// epoch, apply to the store, append to the log, enqueue to the fan-out; then wait for the
-// acknowledgements outside the lock.
-func (s *Server) leaderWrite(ctx context.Context, op, key string, apply func(epoch int64) (kvstore.Entry, bool)) (writeResult, error) {
+// epoch, build the entry, append it to the log, enqueue it to the fan-out; then, outside
+// the lock, wait until it has committed and the store has applied it (the store never
+// holds a write that may yet be lost).
+func (s *Server) leaderWrite(ctx context.Context, op, key string, apply entryFunc) (writeResult, error) {
 	s.writeMu.Lock()
 	ld := s.lead
 	if ld == nil {
@@ -504,19 +540,21 @@ func (s *Server) leaderWrite(ctx context.Context, op, key string, apply func(epo
 		s.metrics.writes.WithLabelValues(op, "not_leader").Inc()
 		return writeResult{}, unavailable(CodeNotLeader, ErrNotLeader, "this server no longer leads epoch %d", ld.epoch)
 	}
-	prevIdx, prevEp := s.store.Last()
-	e, wrote := apply(ld.epoch)
+	last, _ := s.log.Last()
+	e, wrote := apply(ld.epoch, last+1)
 	if !wrote {
 		s.writeMu.Unlock()
 		s.metrics.writes.WithLabelValues(op, "noop").Inc()
 		return writeResult{entry: e, epoch: ld.epoch}, nil
 	}
-	if li, _ := s.log.Last(); li != prevIdx {
-		s.log.Reset(prevIdx, prevEp)
-	}
 	if err := s.log.Append(e); err != nil {
-		s.log.Reset(e.Index, e.Epoch) // cannot happen after the reset above; keeps the log usable
+		s.writeMu.Unlock()
+		s.logger.Error("log a write", "op", op, "index", e.Index, "error", err)
+		return writeResult{}, newAPIError(http.StatusInternalServerError, CodeInternal, "log the write: %v", err)
 	}
+	s.pendMu.Lock()
+	s.pending[key] = e
+	s.pendMu.Unlock()
 	ld.repl.Enqueue(e)
 	s.inflight.Add(1)
 	s.writeMu.Unlock()

@@ -86,12 +86,12 @@ func TestStatusShape(t *testing.T) {
 	defer other.Close()
 	r := do(t, http.MethodGet, n.url+"/v1/status", "", "")
 	m := r.json(t)
-	for _, k := range []string{"id", "address", "role", "leader", "epoch", "keys", "members"} {
+	for _, k := range []string{"id", "address", "role", "leader", "epoch", "keys", "members", "applied", "in_sync", "incarnation"} {
 		if _, ok := m[k]; !ok {
 			t.Errorf("status lacks %q: %s", k, r.body)
 		}
 	}
-	if len(m) != 7 {
+	if len(m) != 10 {
 		t.Errorf("status has extra fields: %s", r.body)
 	}
 	st := n.status(t)
@@ -246,7 +246,7 @@ func TestNotReplicated(t *testing.T) {
 	if r.code != 503 || r.errCode(t) != server.CodeNotReplicated || r.hdr.Get("Retry-After") == "" {
 		t.Fatalf("PUT without acks: %d %s", r.code, r.body)
 	}
-	if got := repls.last().entries; len(got) != 1 || got[0].Key != "k" || got[0].Index != 1 {
+	if got := keyed(repls.last().entries); len(got) != 1 || got[0].Key != "k" || got[0].Index != 2 {
 		t.Fatalf("enqueued %+v", got)
 	}
 }

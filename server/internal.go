@@ -230,7 +230,9 @@ func (s *Server) handlePosition(c echo.Context) error {
 		}
 		s.follower.ObserveEpoch(epoch)
 	}
-	return c.JSON(http.StatusOK, s.follower.Position())
+	pos := s.follower.Position()
+	pos.Incarnation = s.cfg.Incarnation
+	return c.JSON(http.StatusOK, pos)
 }
 
 // handleEntries answers the entries of this server's log after ?after=I&epoch=E, a batch

@@ -75,9 +75,12 @@ func startNode(t testing.TB, c *fakeCluster, id string, opts ...nodeOpt) *node {
 		t.Fatal(err)
 	}
 	n := &node{e: c.elector(id, addr), store: st, url: "http://" + addr, addr: addr}
-	cfg := server.Config{ID: id, Listener: ln, Logger: testLogger(t).With("node", id),
+	c.mu.Lock()
+	n.e.inc = fmt.Sprintf("%s-%d", id, time.Now().UnixNano())
+	c.mu.Unlock()
+	cfg := server.Config{ID: id, Listener: ln, Logger: testLogger(t).With("node", id), Incarnation: n.e.inc,
 		WriteTimeout: 3 * time.Second, MemberRefresh: 50 * time.Millisecond}
-	deps := server.Deps{Elector: n.e, Store: st}
+	deps := server.Deps{Elector: n.e, Store: st, InSync: c.insync}
 	for _, o := range opts {
 		o(&cfg, &deps)
 	}
@@ -132,6 +135,15 @@ func (n *node) status(t testing.TB) server.Status {
 func (n *node) waitRole(t testing.TB, role string) {
 	t.Helper()
 	waitFor(t, n.s.ID()+" to be "+role, func() bool { return n.status(t).Role == role })
+}
+
+// waitReady waits until the node's /readyz answers 200: a complete follower is then in the
+// leader's in-sync set.
+func (n *node) waitReady(t testing.TB) {
+	t.Helper()
+	waitFor(t, n.s.ID()+" to be ready", func() bool {
+		return do(t, http.MethodGet, n.url+"/readyz", "", "").code == 200
+	})
 }
 
 // waitLeading waits until the node takes writes: its role is leader and a probe write

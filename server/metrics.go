@@ -11,20 +11,22 @@ import (
 // metrics lives in a private registry, so several servers in one process (tests) do not
 // collide. It is also the Fanout's Observer.
 type metrics struct {
-	reg        *prometheus.Registry
-	requests   *prometheus.CounterVec
-	latency    *prometheus.HistogramVec
-	role       *prometheus.GaugeVec
-	epoch      prometheus.Gauge
-	writes     *prometheus.CounterVec
-	forwarded  *prometheus.CounterVec
-	retries    *prometheus.CounterVec
-	snapshots  *prometheus.CounterVec
-	stepDowns  prometheus.Counter
-	replicaLag *prometheus.Desc
-	replicaUp  *prometheus.Desc
-	matchIndex *prometheus.Desc
-	stats      func() []replicaStat
+	reg           *prometheus.Registry
+	requests      *prometheus.CounterVec
+	latency       *prometheus.HistogramVec
+	role          *prometheus.GaugeVec
+	epoch         prometheus.Gauge
+	writes        *prometheus.CounterVec
+	forwarded     *prometheus.CounterVec
+	retries       *prometheus.CounterVec
+	snapshots     *prometheus.CounterVec
+	stepDowns     prometheus.Counter
+	unclean       prometheus.Counter
+	inSyncChanges *prometheus.CounterVec
+	replicaLag    *prometheus.Desc
+	replicaUp     *prometheus.Desc
+	matchIndex    *prometheus.Desc
+	stats         func() []replicaStat
 }
 
 type replicaStat struct {
@@ -64,6 +66,12 @@ func newMetrics(keys, lastIndex func() float64, stats func() []replicaStat) *met
 		stepDowns: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "zkv_step_downs_total", Help: "Times this server stopped leading.",
 		}),
+		unclean: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "zkv_unclean_leaderships_total", Help: "Times this server led without hearing from enough in-sync members (writes only they held are lost).",
+		}),
+		inSyncChanges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "zkv_insync_changes_total", Help: "Changes this leader made to the in-sync set, by kind (added, removed).",
+		}, []string{"change"}),
 		replicaLag: prometheus.NewDesc("zkv_replication_lag",
 			"Entries the leader holds that the replica has not acknowledged.", []string{"replica"}, nil),
 		replicaUp: prometheus.NewDesc("zkv_replication_replica_up",
@@ -73,7 +81,7 @@ func newMetrics(keys, lastIndex func() float64, stats func() []replicaStat) *met
 		stats: stats,
 	}
 	m.reg.MustRegister(m.requests, m.latency, m.role, m.epoch, m.writes, m.forwarded, m.retries,
-		m.snapshots, m.stepDowns, m,
+		m.snapshots, m.stepDowns, m.unclean, m.inSyncChanges, m,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "zkv_keys", Help: "Live keys in this server's store."}, keys),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "zkv_last_index", Help: "Index of the last write in this server's store."}, lastIndex),
 		collectors.NewGoCollector(),

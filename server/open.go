@@ -6,6 +6,7 @@ import (
 	"net"
 	"strconv"
 
+	"github.com/go-zookeeper/zk"
 	"github.com/zkv-dev/zkv/election"
 	"github.com/zkv-dev/zkv/kvstore"
 )
@@ -39,6 +40,9 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 			cfg.Address = ln.Addr().String()
 		}
 	}
+	if cfg.Incarnation == "" {
+		cfg.Incarnation = newIncarnation()
+	}
 	full := cfg.withDefaults()
 	fail := func(err error) (*Server, error) {
 		_ = cfg.Listener.Close()
@@ -60,11 +64,13 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		Events:  sess.Events,
 		ID:      full.ID,
 		Address: full.Address,
-		Meta:    map[string]string{"api": "v1", "ack": full.Ack},
+		Meta:    map[string]string{"api": "v1", "ack": full.Ack, metaIncarnation: full.Incarnation},
 		Logger:  logger.With("component", "election"),
 	}
+	acl := zk.WorldACL(zk.PermAll)
 	if cfg.ClusterToken != "" {
 		ecfg.ACL = election.DigestACL(digestUser, cfg.ClusterToken)
+		acl = ecfg.ACL
 	}
 	cand, err := election.New(ecfg)
 	if err != nil {
@@ -77,7 +83,8 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		sess.Close()
 		return fail(err)
 	}
-	s, err := New(cfg, Deps{Elector: &zkElector{Candidate: cand, sess: sess}, Store: st})
+	s, err := New(cfg, Deps{Elector: &zkElector{Candidate: cand, sess: sess}, Store: st,
+		InSync: &zkInSync{conn: sess.Conn, path: full.InSyncPath, acl: acl}})
 	if err != nil {
 		_ = cand.Close()
 		sess.Close()

@@ -37,6 +37,7 @@ type Server struct {
 	elector  Elector
 	store    Store
 	newRepl  ReplicatorFactory
+	insync   InSyncStore
 	log      *replication.Log
 	follower *replication.Follower
 	echo     *echo.Echo
@@ -52,7 +53,12 @@ type Server struct {
 	inflight sync.WaitGroup
 
 	leadPtr atomic.Pointer[leadership] // lead, for readers outside writeMu (metrics)
-	synced  atomic.Bool                // the -sync_on_join copy is done (or not wanted)
+	// pending holds the newest entry of each key that the leader has logged but not yet
+	// applied: a write's version follows it, not the store's (which holds only committed
+	// entries). Guarded by pendMu.
+	pendMu  sync.Mutex
+	pending map[string]kvstore.Entry
+	synced  atomic.Bool // the -sync_on_join copy is done (or not wanted)
 	syncing atomic.Bool
 	members atomic.Pointer[[]election.Member] // last members read, for /v1/status fallback
 	refused atomic.Value                      // string: the last refusal logged at info
@@ -78,11 +84,26 @@ type Server struct {
 	shutdownErr  error
 }
 
-// leadership is one term as leader: its epoch and its fan-out.
+// leadership is one term as leader: its epoch, its fan-out and its in-sync set.
 type leadership struct {
-	epoch int64
-	repl  Replicator
-	since time.Time
+	epoch      int64
+	repl       Replicator
+	since      time.Time
+	epochStart uint64 // index of its no-op, the first entry of its epoch
+	guard      string // its election node: a record write needs it to exist
+	unclean    bool
+	done       chan struct{} // closed when the leadership ends
+
+	mu         sync.Mutex // guards the record fields
+	rec        InSyncRecord
+	recVersion int32
+	members    atomic.Pointer[[]election.Member] // the members last read while leading
+}
+
+func (ld *leadership) record() InSyncRecord {
+	ld.mu.Lock()
+	defer ld.mu.Unlock()
+	return ld.rec
 }
 
 // New validates cfg and returns a Server composing deps. Nothing runs until Start or Run;
@@ -120,6 +141,13 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	idx, ep := store.Last()
 	rlog.Reset(idx, ep)
+	insync := deps.InSync
+	if insync == nil {
+		insync = &MemInSync{}
+	}
+	if cfg.Incarnation == "" {
+		cfg.Incarnation = newIncarnation()
+	}
 
 	s := &Server{
 		cfg:      cfg,
@@ -128,6 +156,8 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		elector:  deps.Elector,
 		store:    store,
 		newRepl:  newRepl,
+		insync:   insync,
+		pending:  make(map[string]kvstore.Entry),
 		log:      rlog,
 		refresh:  make(chan struct{}, 1),
 		rejoin:   make(chan struct{}, 1),
@@ -297,6 +327,7 @@ func (s *Server) shutdown(ctx context.Context) error {
 	s.leadPtr.Store(nil)
 	s.writeMu.Unlock()
 	if ld != nil {
+		close(ld.done)
 		_ = ld.repl.Close()
 	}
 	s.fwdTr.CloseIdleConnections()
@@ -408,25 +439,59 @@ func roleOf(v election.View) string {
 	return "follower"
 }
 
-// becomeLeader starts a leadership for epoch with a new fan-out, once it has caught up
-// with the most up-to-date member (see catchUp).
+// becomeLeader starts a leadership for epoch: it catches up (see catchUp), logs the no-op
+// that opens its epoch, records itself in the in-sync set, and starts a fan-out whose
+// commit rule counts that set.
 func (s *Server) becomeLeader(epoch int64, members []election.Member) {
-	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.WriteTimeout)
-	defer cancel()
 	if members == nil {
+		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.WriteTimeout)
 		ms, err := s.elector.Members(ctx)
+		cancel()
 		if err != nil && s.ctx.Err() == nil {
 			s.logger.Warn("list members before catching up", "error", err)
 		}
 		members = ms
 	}
-	s.catchUp(ctx, epoch, members)
+	t, ok := s.catchUp(s.ctx, epoch, members)
+	if !ok {
+		return
+	}
+	last, _ := s.log.Last()
+	noop := kvstore.Entry{Index: last + 1, Epoch: epoch, Noop: true}
+	if err := s.log.Append(noop); err != nil {
+		s.logger.Error("cannot lead: log the epoch's first entry", "epoch", epoch, "error", err)
+		return
+	}
+	rec := InSyncRecord{Epoch: epoch, Leader: s.cfg.ID, Ack: s.cfg.Ack, Members: []Replica{s.self()}}
+	if t.found && !t.unclean {
+		// This server now holds every committed write: adding it keeps every commit quorum.
+		for _, m := range t.rec.Members {
+			if m != s.self() {
+				rec.Members = append(rec.Members, m)
+			}
+		}
+	}
+	guard := s.elector.View().Self.Node
+	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.WriteTimeout)
+	version, err := s.insync.Save(ctx, rec, t.version, t.found, guard)
+	cancel()
+	if err != nil {
+		s.logger.Warn("cannot lead yet: record the in-sync set", "epoch", epoch, "error", err)
+		return
+	}
+	applied, _ := s.store.Last()
+	s.rebuildPending(applied)
 	rc := s.cfg.Replication
 	rc.Self = s.cfg.Address
 	rc.Epoch = epoch
 	rc.Log = s.log
 	rc.Snapshot = s.store.Snapshot
 	rc.Token = s.cfg.ClusterToken
+	rc.Mode = s.ack
+	rc.Applied = applied
+	rc.EpochStart = noop.Index
+	rc.Apply = s.applyCommitted
+	rc.Complete = s.historyEmpty
 	rc.Observer = s.metrics
 	rc.Logger = s.logger
 	repl, err := s.newRepl(rc)
@@ -434,7 +499,9 @@ func (s *Server) becomeLeader(epoch int64, members []election.Member) {
 		s.logger.Error("cannot lead: fan-out", "epoch", epoch, "error", err)
 		return
 	}
-	ld := &leadership{epoch: epoch, repl: repl, since: time.Now()}
+	ld := &leadership{epoch: epoch, repl: repl, since: time.Now(), epochStart: noop.Index, guard: guard,
+		unclean: t.unclean, done: make(chan struct{}), rec: rec, recVersion: version}
+	repl.SetInSync(s.inSyncAddrs(rec, members))
 	s.writeMu.Lock()
 	if s.draining {
 		s.writeMu.Unlock()
@@ -446,10 +513,78 @@ func (s *Server) becomeLeader(epoch int64, members []election.Member) {
 	s.leadPtr.Store(ld)
 	s.writeMu.Unlock()
 	if old != nil {
+		close(old.done)
 		_ = old.repl.Close()
 	}
-	idx, _ := s.store.Last()
-	s.logger.Info("elected leader", "id", s.cfg.ID, "epoch", epoch, "last_index", idx, "ack", s.cfg.Ack)
+	repl.Enqueue(noop)
+	s.goFunc(func() { s.keepInSync(ld) })
+	s.logger.Info("elected leader", "id", s.cfg.ID, "epoch", epoch, "last_index", noop.Index, "applied", applied,
+		"ack", s.cfg.Ack, "in_sync", rec.Members, "unclean", t.unclean)
+}
+
+// applyCommitted is the fan-out's Apply: the leader's store takes its committed entries
+// from the log, and their keys leave the pending map.
+func (s *Server) applyCommitted(index uint64) error {
+	if err := s.follower.ApplyUpTo(index); err != nil {
+		return err
+	}
+	s.pendMu.Lock()
+	for k, e := range s.pending {
+		if e.Index <= index {
+			delete(s.pending, k)
+		}
+	}
+	s.pendMu.Unlock()
+	return nil
+}
+
+// historyEmpty reports whether this leader's history up to index holds no key: its store
+// has never held one and its log holds only no-ops up to index.
+func (s *Server) historyEmpty(index uint64) bool {
+	if index == 0 {
+		return true
+	}
+	if st, ok := s.store.(interface{ Stats() kvstore.Stats }); !ok || st.Stats().Keys+st.Stats().Tombstones > 0 {
+		return false
+	}
+	if base, _ := s.log.Base(); base > 0 {
+		return false
+	}
+	es, ok := s.log.EntriesFrom(1, int(min(index, 1<<16)))
+	if !ok || uint64(len(es)) < index {
+		return index == 0
+	}
+	for _, e := range es {
+		if !e.Noop {
+			return false
+		}
+	}
+	return true
+}
+
+// rebuildPending fills the pending map from the log's entries after applied: a new
+// leader's writes continue the versions of the entries it took over.
+func (s *Server) rebuildPending(applied uint64) {
+	es, _ := s.log.EntriesFrom(applied+1, 0)
+	s.pendMu.Lock()
+	defer s.pendMu.Unlock()
+	clear(s.pending)
+	for _, e := range es {
+		if !e.Noop {
+			s.pending[e.Key] = e
+		}
+	}
+}
+
+// latest returns the newest entry of key, logged or applied (tombstones included).
+func (s *Server) latest(key string) (kvstore.Entry, bool) {
+	s.pendMu.Lock()
+	e, ok := s.pending[key]
+	s.pendMu.Unlock()
+	if ok {
+		return e, true
+	}
+	return s.store.Lookup(key)
 }
 
 // endLeadership closes the current fan-out; writes waiting on it answer 503.
@@ -462,6 +597,7 @@ func (s *Server) endLeadership(why string) {
 	if ld == nil {
 		return
 	}
+	close(ld.done)
 	s.metrics.stepDowns.Inc()
 	s.logger.Warn("stepped down", "reason", why, "epoch", ld.epoch, "led_for", time.Since(ld.since).Round(time.Millisecond))
 	_ = ld.repl.Close()
@@ -507,6 +643,7 @@ func (s *Server) refreshReplicas(known ...election.Member) {
 		}
 	}
 	prev := s.members.Swap(&ms)
+	ld.members.Store(&ms)
 	addrs := make([]string, 0, len(ms))
 	for _, m := range ms {
 		if m.Address != "" && m.Address != s.cfg.Address {

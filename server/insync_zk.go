@@ -1,0 +1,111 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+
+	"github.com/go-zookeeper/zk"
+)
+
+// zkInSync keeps the in-sync record in a znode. go-zookeeper's calls take no context:
+// each runs in a goroutine and the caller stops waiting when ctx ends (the call itself
+// ends with the session, at the latest).
+type zkInSync struct {
+	conn *zk.Conn
+	path string
+	acl  []zk.ACL
+}
+
+func (z *zkInSync) Load(ctx context.Context) (InSyncRecord, int32, bool, error) {
+	type result struct {
+		data []byte
+		stat *zk.Stat
+		err  error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		data, stat, err := z.conn.Get(z.path)
+		ch <- result{data, stat, err}
+	}()
+	select {
+	case <-ctx.Done():
+		return InSyncRecord{}, 0, false, ctx.Err()
+	case r := <-ch:
+		switch {
+		case errors.Is(r.err, zk.ErrNoNode):
+			return InSyncRecord{}, 0, false, nil
+		case r.err != nil:
+			return InSyncRecord{}, 0, false, fmt.Errorf("server: read %s: %w", z.path, r.err)
+		}
+		rec, err := decodeRecord(r.data)
+		return rec, r.stat.Version, true, err
+	}
+}
+
+func (z *zkInSync) Save(ctx context.Context, rec InSyncRecord, version int32, found bool, guard string) (int32, error) {
+	data, err := encodeRecord(rec)
+	if err != nil {
+		return 0, err
+	}
+	ch := make(chan error, 1)
+	var newVersion int32
+	go func() {
+		if !found {
+			if err := z.ensureParents(); err != nil {
+				ch <- err
+				return
+			}
+		}
+		ops := []any{&zk.CheckVersionRequest{Path: guard, Version: -1}}
+		if found {
+			ops = append(ops, &zk.SetDataRequest{Path: z.path, Data: data, Version: version})
+		} else {
+			ops = append(ops, &zk.CreateRequest{Path: z.path, Data: data, Acl: z.acl})
+		}
+		res, err := z.conn.Multi(ops...)
+		if err == nil {
+			for _, r := range res {
+				if r.Error != nil {
+					err = r.Error
+				}
+			}
+		}
+		switch {
+		case errors.Is(err, zk.ErrBadVersion), errors.Is(err, zk.ErrNoNode), errors.Is(err, zk.ErrNodeExists):
+			ch <- fmt.Errorf("%w: %v", ErrInSyncConflict, err)
+			return
+		case err != nil:
+			ch <- fmt.Errorf("server: write %s: %w", z.path, err)
+			return
+		}
+		if found {
+			newVersion = version + 1
+		}
+		ch <- nil
+	}()
+	select {
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case err := <-ch:
+		return newVersion, err
+	}
+}
+
+// ensureParents creates the record's parent znodes that are missing.
+func (z *zkInSync) ensureParents() error {
+	dir := path.Dir(z.path)
+	p := ""
+	for _, part := range strings.Split(strings.Trim(dir, "/"), "/") {
+		if part == "" {
+			continue
+		}
+		p += "/" + part
+		if _, err := z.conn.Create(p, nil, 0, z.acl); err != nil && !errors.Is(err, zk.ErrNodeExists) {
+			return fmt.Errorf("server: create %s: %w", p, err)
+		}
+	}
+	return nil
+}
