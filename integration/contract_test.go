@@ -1103,7 +1103,8 @@ func TestContractCluster(t *testing.T) {
 			m := ctObject(t, r.Body)
 			ctShape(t, "status of "+addr, m, map[string]string{
 				"id": "string", "address": "string", "role": "string", "leader": "object",
-				"epoch": "integer", "keys": "integer", "members": "array"})
+				"epoch": "integer", "keys": "integer", "members": "array",
+				"applied": "integer", "in_sync": "array", "incarnation": "string"})
 			ld, _ := m["leader"].(map[string]any)
 			ctShape(t, "status.leader of "+addr, ld, map[string]string{"id": "string", "address": "string"})
 			ms, _ := m["members"].([]any)

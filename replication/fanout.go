@@ -185,6 +185,9 @@ type ReplicaStats struct {
 	// CaughtUp is when the replica last held everything the leader had enqueued (zero:
 	// never in this leadership).
 	CaughtUp time.Time `json:"caught_up"`
+	// LaggingSince is when the oldest entry the replica lacks was enqueued: zero while it
+	// holds everything; when its stream began while it has never answered.
+	LaggingSince time.Time `json:"lagging_since"`
 }
 
 type position struct {
@@ -193,17 +196,18 @@ type position struct {
 }
 
 type replica struct {
-	addr   string
+	addr string
 	// Guarded by Fanout.mu, like the fields below.
 	applied    uint64    // the replica's store has applied up to here (it said so)
 	partial    bool      // the replica lacks the writes before its base
 	caughtUp   time.Time // when the replica last held everything the leader had enqueued
 	sentCommit uint64    // the commit index the replica has been told
-	url    string
-	cancel context.CancelFunc
-	notify chan struct{} // capacity 1: "the log grew"
-	append *retryablehttp.Client
-	snap   *retryablehttp.Client
+	added      time.Time // when its stream began
+	url        string
+	cancel     context.CancelFunc
+	notify     chan struct{} // capacity 1: "the log grew"
+	append     *retryablehttp.Client
+	snap       *retryablehttp.Client
 
 	// Guarded by Fanout.mu.
 	match     uint64
@@ -243,6 +247,8 @@ type Fanout struct {
 	isDeposed   bool
 	fencedEpoch int64
 	round       uint64 // Barrier rounds begun
+
+	enqueued []enqueueTime // when entries were enqueued, oldest first; trimmed as replicas ack
 
 	commit  uint64     // highest committed index
 	applied uint64     // highest index Apply has applied
@@ -286,6 +292,51 @@ func NewFanout(cfg Config) (*Fanout, error) {
 	f.commit, f.applied, f.since = cfg.Applied, cfg.Applied, time.Now()
 	f.ctx, f.cancel = context.WithCancel(context.Background())
 	return f, nil
+}
+
+type enqueueTime struct {
+	index uint64 // the last index of one Enqueue call
+	at    time.Time
+}
+
+// laggingSince returns when the oldest entry after match was enqueued; call with f.mu held.
+func (f *Fanout) laggingSince(r *replica) time.Time {
+	if !r.acked {
+		return r.added
+	}
+	if r.match >= f.last.index {
+		return time.Time{}
+	}
+	i, _ := slices.BinarySearchFunc(f.enqueued, r.match+1, func(e enqueueTime, idx uint64) int { return cmpAsc(e.index, idx) })
+	if i < len(f.enqueued) {
+		return f.enqueued[i].at
+	}
+	return f.since
+}
+
+func cmpAsc(a, b uint64) int { return -cmpDesc(a, b) }
+
+// trimEnqueued forgets the enqueue times every replica is past; call with f.mu held.
+func (f *Fanout) trimEnqueued() {
+	low := f.last.index
+	for _, r := range f.replicas {
+		if r.acked {
+			low = min(low, r.match)
+		} else {
+			low = 0
+		}
+	}
+	n := 0
+	for n < len(f.enqueued) && f.enqueued[n].index <= low {
+		n++
+	}
+	const most = 1 << 16
+	if len(f.enqueued)-n > most {
+		n = len(f.enqueued) - most
+	}
+	if n > 0 {
+		f.enqueued = slices.Delete(f.enqueued, 0, n)
+	}
 }
 
 // Quorum returns how many of n servers (the leader among them) must hold an entry for it
@@ -472,7 +523,7 @@ func (f *Fanout) newReplica(addr string) *replica {
 	if !strings.Contains(base, "://") {
 		base = "http://" + base
 	}
-	r := &replica{addr: addr, url: strings.TrimSuffix(base, "/"), notify: make(chan struct{}, 1)}
+	r := &replica{addr: addr, url: strings.TrimSuffix(base, "/"), notify: make(chan struct{}, 1), added: time.Now()}
 	client := func(hc *http.Client) *retryablehttp.Client {
 		return &retryablehttp.Client{
 			HTTPClient:   hc,
@@ -544,6 +595,10 @@ func (f *Fanout) Enqueue(entries ...kvstore.Entry) {
 		if e.Index > f.last.index {
 			f.last = position{e.Index, e.Epoch}
 		}
+	}
+	f.enqueued = append(f.enqueued, enqueueTime{index: f.last.index, at: time.Now()})
+	if len(f.enqueued) > 1<<17 {
+		f.trimEnqueued()
 	}
 	for _, r := range f.replicas {
 		select {
@@ -673,7 +728,8 @@ func (f *Fanout) Stats() []ReplicaStats {
 	out := make([]ReplicaStats, 0, len(f.replicas))
 	for _, r := range f.replicas {
 		s := ReplicaStats{Addr: r.addr, MatchIndex: r.match, Retries: r.retries, Snapshots: r.snapshots,
-			LastError: r.lastErr, Up: r.up, Applied: r.applied, Partial: r.partial, CaughtUp: r.caughtUp}
+			LastError: r.lastErr, Up: r.up, Applied: r.applied, Partial: r.partial, CaughtUp: r.caughtUp,
+			LaggingSince: f.laggingSince(r)}
 		if f.last.index > r.match {
 			s.Lag = f.last.index - r.match
 		}
@@ -747,6 +803,7 @@ func (f *Fanout) setMatch(r *replica, index uint64, resp AppendResponse, snapsho
 	if index >= f.last.index {
 		r.caughtUp = time.Now()
 	}
+	f.trimEnqueued()
 	if snapshot {
 		r.snapshots++
 	}

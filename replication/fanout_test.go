@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -457,5 +458,78 @@ func TestBarrierFenced(t *testing.T) {
 	l.fan.SetReplicas(urls(a, b))
 	if _, err := l.fan.Barrier(waitCtx(t), AckMajority); !errors.Is(err, ErrFenced) {
 		t.Fatalf("Barrier on fenced replicas: %v", err)
+	}
+}
+
+// TestCommitCountsInSyncSets: the commit index needs the leader and a quorum of every
+// in-sync set, never stops below EpochStart, and drives Apply in order; a replica outside
+// the sets is streamed to but does not count; Stats says since when a replica lags.
+func TestCommitCountsInSyncSets(t *testing.T) {
+	a, b := newTestReplica(t), newTestReplica(t)
+	var applied []uint64
+	var mu sync.Mutex
+	l := newTestLeader(t, Config{Mode: AckMajority, EpochStart: 2, Apply: func(i uint64) error {
+		mu.Lock()
+		defer mu.Unlock()
+		applied = append(applied, i)
+		return nil
+	}}, LogConfig{})
+	l.fan.SetReplicas(urls(a, b))
+	l.fan.SetInSync([]string{a.srv.URL, b.srv.URL})
+	ctx := waitCtx(t)
+	ga, gb := a.block(), b.block()
+	e1 := l.put(t, "k", "1") // index 1: below EpochStart, it commits only with index 2
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	_, err := l.fan.Wait(short, e1.Index, AckMajority)
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("majority of {leader, a, b} without a or b: %v", err)
+	}
+	if st := l.stats(a.srv.URL); st.LaggingSince.IsZero() {
+		t.Fatalf("a blocked replica must lag: %+v", st)
+	}
+	a.unblock(ga)
+	eventually(t, "a to hold index 1", func() bool { return l.stats(a.srv.URL).MatchIndex == 1 })
+	if c, _ := l.fan.Commit(); c != 0 {
+		t.Fatalf("commit %d: index 1 is below EpochStart 2", c)
+	}
+	e2 := l.put(t, "k", "2")
+	if _, err := l.fan.Wait(ctx, e2.Index, AckMajority); err != nil {
+		t.Fatal(err)
+	}
+	if c, ap := l.fan.Commit(); c != 2 || ap != 2 {
+		t.Fatalf("commit %d applied %d, want 2 2", c, ap)
+	}
+	// b is no longer counted: ack all means a alone with the leader.
+	l.fan.SetInSync([]string{a.srv.URL})
+	e3 := l.put(t, "k", "3")
+	if _, err := l.fan.Wait(ctx, e3.Index, AckAll); err != nil {
+		t.Fatalf("ack all over {a}: %v", err)
+	}
+	// Two sets (a change in flight): an entry must commit in both.
+	l.fan.SetInSync([]string{a.srv.URL}, []string{a.srv.URL, b.srv.URL})
+	e4 := l.put(t, "k", "4")
+	short, cancel = context.WithTimeout(ctx, 50*time.Millisecond)
+	_, err = l.fan.Wait(short, e4.Index, AckMajority)
+	cancel()
+	if err != nil {
+		t.Fatalf("majority of both {leader, a} and {leader, a, b} holds with a: %v", err)
+	}
+	l.fan.SetInSync([]string{a.srv.URL, b.srv.URL}, []string{b.srv.URL})
+	e5 := l.put(t, "k", "5")
+	short, cancel = context.WithTimeout(ctx, 50*time.Millisecond)
+	_, err = l.fan.Wait(short, e5.Index, AckMajority)
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("the set {leader, b} needs b: %v", err)
+	}
+	b.unblock(gb)
+	if _, err := l.fan.Wait(ctx, e5.Index, AckMajority); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.IsSorted(applied) || applied[0] != 2 || applied[len(applied)-1] != e5.Index {
+		t.Fatalf("Apply calls %v: in order, from 2 to %d", applied, e5.Index)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/zkv-dev/zkv/kvstore"
 	"github.com/zkv-dev/zkv/replication"
@@ -150,5 +151,43 @@ func TestNewLeaderCatchesUp(t *testing.T) {
 	}
 	if b.store.Hash() != cc.store.Hash() {
 		t.Error("b and c differ after the catch-up")
+	}
+}
+
+// TestInSyncSetFollowsMembers: complete followers join the leader's in-sync set (and are
+// ready only then); when they leave, the leader drops them together and writes under ack
+// all go on; a restarted (empty, partial) server is never in the set.
+func TestInSyncSetFollowsMembers(t *testing.T) {
+	c := newFakeCluster()
+	fast := withConfig(func(cfg *server.Config) { cfg.ReplicaLagMax = 200 * time.Millisecond })
+	a := startNode(t, c, "a", fast)
+	a.waitLeading(t)
+	b, cc := startNode(t, c, "b", fast), startNode(t, c, "c", fast)
+	b.waitReady(t)
+	cc.waitReady(t)
+	if got := a.status(t).InSync; len(got) != 3 {
+		t.Fatalf("in-sync set %v, want a, b and c", got)
+	}
+	if r := put(t, b.url, "k1", "v1"); r.code != 200 {
+		t.Fatalf("PUT: %d %s", r.code, r.body)
+	}
+	b.stop(t)
+	cc.stop(t)
+	waitFor(t, "the leader to drop b and c", func() bool { return len(a.status(t).InSync) == 1 })
+	if r := put(t, a.url, "k2", "v2"); r.code != 200 {
+		t.Fatalf("PUT with the others gone: %d %s", r.code, r.body)
+	}
+	d := startNode(t, c, "d", fast) // joins a cluster with history: partial
+	waitFor(t, "d to follow", func() bool { return d.status(t).Role == "follower" })
+	if r := put(t, a.url, "k3", "v3"); r.code != 200 {
+		t.Fatalf("PUT: %d %s", r.code, r.body)
+	}
+	waitFor(t, "d to apply k3", func() bool { return hasValue(d, "k3", "v3") })
+	time.Sleep(300 * time.Millisecond) // several reviews of the set
+	if got := a.status(t).InSync; len(got) != 1 {
+		t.Fatalf("in-sync set %v: a partial server must stay out", got)
+	}
+	if hasValue(d, "k1", "v1") {
+		t.Fatal("d holds a write from before it started")
 	}
 }

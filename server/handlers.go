@@ -55,7 +55,7 @@ type Status struct {
 	Applied uint64 `json:"applied"`
 	// InSync is, on the leader, the in-sync set ("id/incarnation" each): the servers a
 	// successor must hear from; empty elsewhere.
-	InSync []string `json:"in_sync,omitempty"`
+	InSync []string `json:"in_sync"`
 	// Incarnation names this server process (a restart makes a new one).
 	Incarnation string `json:"incarnation"`
 }
@@ -435,6 +435,7 @@ func (s *Server) handleStatus(c echo.Context) error {
 	}
 	st.Members = members(s.currentMembers(c.Request().Context(), v))
 	st.Applied, _ = s.store.Last()
+	st.InSync = []string{}
 	st.Incarnation = s.cfg.Incarnation
 	if ld := s.leadPtr.Load(); ld != nil {
 		for _, r := range ld.record().Members {

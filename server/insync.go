@@ -153,8 +153,8 @@ func (s *Server) inSyncTick() time.Duration {
 	return min(100*time.Millisecond, max(s.cfg.ReplicaLagMax/4, 5*time.Millisecond))
 }
 
-// keepInSync is a leadership's keeper of the in-sync set: it drops a member that has not
-// caught up for ReplicaLagMax (or is gone, or partial), so that writes stop waiting for
+// keepInSync is a leadership's keeper of the in-sync set: it drops a member that has lacked
+// an entry for ReplicaLagMax (or is gone, or partial), so that writes stop waiting for
 // it, and adds a complete member that has caught up. Each change is recorded in ZooKeeper
 // first (guarded by this leader's node); a removal is made only while the members left
 // still form a commit quorum holding every committed write, and an addition is counted
@@ -222,38 +222,56 @@ func (s *Server) reviewInSync(ld *leadership, members []election.Member) (outsid
 		return n >= replication.Quorum(s.ack, len(set))
 	}
 
+	removals := map[Replica]string{}
 	for _, r := range rec.Members {
 		if r == s.self() {
 			continue
 		}
 		addr, registered := addrOf[r]
 		st, known := stats[addr]
-		var why string
 		switch {
 		case !registered:
-			why = "not registered in the election"
+			removals[r] = "not registered in the election"
 		case known && st.Partial:
-			why = "partial"
-		case known && !st.CaughtUp.IsZero() && time.Since(st.CaughtUp) > lagMax:
-			why = fmt.Sprintf("not caught up for %s", time.Since(st.CaughtUp).Round(time.Millisecond))
-		case (!known || st.CaughtUp.IsZero()) && time.Since(ld.since) > lagMax:
-			why = "not caught up since this leadership began"
-		default:
-			continue
+			removals[r] = "partial"
+		case known && !st.LaggingSince.IsZero() && time.Since(st.LaggingSince) > lagMax:
+			removals[r] = fmt.Sprintf("has lacked entries for %s", time.Since(st.LaggingSince).Round(time.Millisecond))
+		case !known && time.Since(ld.since) > lagMax:
+			removals[r] = "not replicated to since this leadership began"
 		}
-		next := rec
-		next.Members = slices.DeleteFunc(slices.Clone(rec.Members), func(m Replica) bool { return m == r })
+	}
+	if len(removals) > 0 {
+		// All of them at once (members that are gone must not keep each other in), else the
+		// first one whose removal leaves a quorum holding every committed write.
+		without := func(drop func(Replica) bool) InSyncRecord {
+			next := rec
+			next.Members = slices.DeleteFunc(slices.Clone(rec.Members), drop)
+			return next
+		}
+		next := without(func(m Replica) bool { _, ok := removals[m]; return ok })
 		if !holds(next.Members) {
-			continue // the rest do not hold every committed write yet: wait for them
+			next.Members = nil
+			for r := range removals {
+				if cand := without(func(m Replica) bool { return m == r }); holds(cand.Members) {
+					next = cand
+					break
+				}
+			}
 		}
-		if err := s.saveInSync(ld, next); err != nil {
-			return false, err
+		if next.Members != nil {
+			if err := s.saveInSync(ld, next); err != nil {
+				return false, err
+			}
+			ld.repl.SetInSync(s.inSyncAddrs(next, members))
+			for r, why := range removals {
+				if !next.has(r) {
+					s.metrics.inSyncChanges.WithLabelValues("removed").Inc()
+					s.logger.Warn("dropped a replica from the in-sync set: writes no longer wait for it", "replica", r.ID,
+						"incarnation", r.Incarnation, "reason", why, "in_sync", next.Members)
+				}
+			}
+			return false, nil
 		}
-		ld.repl.SetInSync(s.inSyncAddrs(next, members))
-		s.metrics.inSyncChanges.WithLabelValues("removed").Inc()
-		s.logger.Warn("dropped a replica from the in-sync set: writes no longer wait for it", "replica", r.ID,
-			"incarnation", r.Incarnation, "reason", why, "in_sync", next.Members)
-		return false, nil
 	}
 
 	next := rec
@@ -268,7 +286,7 @@ func (s *Server) reviewInSync(ld *leadership, members []election.Member) (outsid
 		if ok && st.Partial {
 			continue // never in sync: it lacks the writes before its base
 		}
-		if !ok || !st.Up || st.CaughtUp.IsZero() || time.Since(st.CaughtUp) > lagMax/2 || st.MatchIndex < safe {
+		if !ok || !st.Up || (!st.LaggingSince.IsZero() && time.Since(st.LaggingSince) > lagMax/2) || st.MatchIndex < safe {
 			outside = true
 			continue
 		}
