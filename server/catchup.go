@@ -42,8 +42,9 @@ type takeover struct {
 // (itself included, when it is one) have answered; then it takes the log of the most
 // up-to-date member that answered (entries, or a snapshot and entries when the logs do not
 // line up). It never leads having heard from too few: only when too few members of the set
-// remain registered for UncleanAfter does it lead with what it can reach, an unclean
-// leadership, logged and counted. It gives up (false) when it stops leading or ctx ends.
+// remain registered for UncleanAfter, or so many have restarted (a new incarnation under
+// their ID: their stores are gone) that too few can ever answer, does it lead with what it
+// can reach, an unclean leadership, logged and counted. It gives up (false) when it stops leading or ctx ends.
 func (s *Server) catchUp(ctx context.Context, epoch int64, members []election.Member) (takeover, bool) {
 	var (
 		t          takeover
@@ -74,7 +75,7 @@ func (s *Server) catchUp(ctx context.Context, epoch int64, members []election.Me
 			continue
 		}
 		t = takeover{rec: rec, version: version, found: found}
-		peers := s.positions(ctx, epoch, members)
+		peers := s.positions(ctx, epoch, withRecorded(members, rec, s.self()))
 		need, heard := rec.need(), 0
 		if rec.has(s.self()) {
 			heard++
@@ -98,12 +99,28 @@ func (s *Server) catchUp(ctx context.Context, epoch int64, members []election.Me
 			if rec.has(s.self()) {
 				registered = max(registered, 1)
 			}
+			// A member of the set whose ID now answers, or is registered, as another
+			// incarnation has restarted: what it held is gone for good.
+			gone := map[string]bool{}
+			for _, r := range rec.Members {
+				for _, m := range members {
+					if m.ID == r.ID && m.Meta[metaIncarnation] != "" && m.Meta[metaIncarnation] != r.Incarnation {
+						gone[r.ID] = true
+					}
+				}
+				for _, p := range peers {
+					if p.id == r.ID && p.pos.Incarnation != "" && p.pos.Incarnation != r.Incarnation {
+						gone[r.ID] = true
+					}
+				}
+			}
 			if registered >= need {
 				shortSince = time.Time{}
 			} else if shortSince.IsZero() {
 				shortSince = time.Now()
 			}
-			unclean := !shortSince.IsZero() && s.cfg.UncleanAfter >= 0 && time.Since(shortSince) >= s.cfg.UncleanAfter
+			hopeless := len(rec.Members)-len(gone) < need // nothing safer can ever come
+			unclean := hopeless || !shortSince.IsZero() && s.cfg.UncleanAfter >= 0 && time.Since(shortSince) >= s.cfg.UncleanAfter
 			if !unclean {
 				if time.Since(lastWarn) > 2*time.Second {
 					lastWarn = time.Now()
@@ -115,7 +132,8 @@ func (s *Server) catchUp(ctx context.Context, epoch int64, members []election.Me
 			t.unclean = true
 			s.metrics.unclean.Inc()
 			s.logger.Error("UNCLEAN leadership: too few members of the in-sync set remain to tell every committed write; leading with the most up-to-date member reachable (writes only the missing members held are lost)",
-				"epoch", epoch, "in_sync", rec.Members, "heard", heard, "need", need, "waited", time.Since(shortSince).Round(time.Millisecond))
+				"epoch", epoch, "in_sync", rec.Members, "heard", heard, "need", need, "restarted", len(gone),
+				"waited", sinceOrZero(shortSince).Round(time.Millisecond))
 		}
 		s.takeBest(ctx, peers)
 		return t, true
@@ -182,6 +200,22 @@ func (s *Server) takeBest(ctx context.Context, peers []peerPosition) {
 	}
 	s.logger.Info("caught up before leading", "members_asked", len(peers),
 		"last_index", self.LastIndex, "last_epoch", self.LastEpoch, "applied", self.Applied)
+}
+
+// withRecorded adds to members the in-sync members that are not registered, at their
+// recorded addresses, so that they are asked too.
+func withRecorded(members []election.Member, rec InSyncRecord, self Replica) []election.Member {
+	out := slices.Clone(members)
+	for _, r := range rec.Members {
+		addr := rec.Addresses[r.ID]
+		if r == self || addr == "" || slices.ContainsFunc(members, func(m election.Member) bool {
+			return replicaOf(m) == r || m.Address == addr
+		}) {
+			continue
+		}
+		out = append(out, election.Member{ID: r.ID, Address: addr, Meta: map[string]string{metaIncarnation: r.Incarnation}})
+	}
+	return out
 }
 
 // positions asks every other member for its position, in parallel, raising its fence to
@@ -259,4 +293,11 @@ func (s *Server) adoptSnapshot(ctx context.Context, addr string) error {
 	s.logger.Info("catch-up: adopted a member's snapshot", "member", addr, "index", pos.LastIndex,
 		"entries", len(snap.Entries))
 	return nil
+}
+
+func sinceOrZero(t time.Time) time.Duration {
+	if t.IsZero() {
+		return 0
+	}
+	return time.Since(t)
 }

@@ -31,6 +31,28 @@ type InSyncRecord struct {
 	Leader  string    `json:"leader"` // that leader's ID
 	Ack     string    `json:"ack"`    // the ack mode the set was kept under
 	Members []Replica `json:"members"`
+	// Addresses holds the last address known of each member (by ID): a new leader asks a
+	// member of the set there even while it is not registered (its session lost), since it
+	// may still hold what only it and the dead leader held.
+	Addresses map[string]string `json:"addresses,omitempty"`
+}
+
+// withAddresses returns rec with the addresses of its members: the registered ones' from
+// members, the others' as rec had them.
+func (rec InSyncRecord) withAddresses(members []election.Member) InSyncRecord {
+	addrs := make(map[string]string, len(rec.Members))
+	for _, r := range rec.Members {
+		if a := rec.Addresses[r.ID]; a != "" {
+			addrs[r.ID] = a
+		}
+		for _, m := range members {
+			if replicaOf(m) == r && m.Address != "" {
+				addrs[r.ID] = m.Address
+			}
+		}
+	}
+	rec.Addresses = addrs
+	return rec
 }
 
 // has reports whether r is in the record.
@@ -204,8 +226,10 @@ func (s *Server) reviewInSync(ld *leadership, members []election.Member) (outsid
 		stats[st.Addr] = st
 	}
 	addrOf := make(map[Replica]string, len(members))
+	registered := make(map[Replica]bool, len(members))
 	for _, m := range members {
 		addrOf[replicaOf(m)] = m.Address
+		registered[replicaOf(m)] = m.Node != "" // withRecorded's additions have no node
 	}
 	commit, _ := ld.repl.Commit()
 	safe := max(commit, ld.epochStart)
@@ -227,11 +251,13 @@ func (s *Server) reviewInSync(ld *leadership, members []election.Member) (outsid
 		if r == s.self() {
 			continue
 		}
-		addr, registered := addrOf[r]
+		addr, hasAddr := addrOf[r]
 		st, known := stats[addr]
 		switch {
-		case !registered:
-			removals[r] = "not registered in the election"
+		case !hasAddr:
+			removals[r] = "no address known"
+		case !registered[r] && known && !st.Up:
+			removals[r] = "not registered in the election and not answering"
 		case known && st.Partial:
 			removals[r] = "partial"
 		case known && !st.LaggingSince.IsZero() && time.Since(st.LaggingSince) > lagMax:
@@ -310,6 +336,11 @@ func (s *Server) reviewInSync(ld *leadership, members []election.Member) (outsid
 
 // saveInSync records rec as the leadership's in-sync set.
 func (s *Server) saveInSync(ld *leadership, rec InSyncRecord) error {
+	var members []election.Member
+	if p := ld.members.Load(); p != nil {
+		members = *p
+	}
+	rec = rec.withAddresses(members)
 	ld.mu.Lock()
 	version := ld.recVersion
 	ld.mu.Unlock()

@@ -68,6 +68,9 @@ type Server struct {
 	// a follower is in its leader's stream (and ready) once it equals the view's epoch.
 	rejoin      chan struct{}
 	streamEpoch atomic.Int64
+	// followed is the leader this server last followed while its session was good: it
+	// takes that leader's appends, at that epoch, while its session is in doubt.
+	followed atomic.Pointer[followedLeader]
 	helloing    atomic.Bool
 
 	ctx    context.Context // the server's lifetime; cancelled by Shutdown
@@ -82,6 +85,11 @@ type Server struct {
 	serveErr     chan error    // buffer 1
 	shutdownOnce sync.Once
 	shutdownErr  error
+}
+
+type followedLeader struct {
+	address string
+	epoch   int64
 }
 
 // leadership is one term as leader: its epoch, its fan-out and its in-sync set.
@@ -393,6 +401,9 @@ func (s *Server) loop(views <-chan election.View) {
 // onView applies a view: fence, role, replica set, sync.
 func (s *Server) onView(prev, v election.View) {
 	s.follower.ObserveEpoch(v.Epoch)
+	if v.Connected && !v.IsLeader && v.Leader.Address != "" {
+		s.followed.Store(&followedLeader{address: v.Leader.Address, epoch: v.Epoch})
+	}
 	s.metrics.epoch.Set(float64(v.Epoch))
 	s.metrics.setRole(roleOf(v))
 	if prev.Connected != v.Connected {
@@ -470,6 +481,11 @@ func (s *Server) becomeLeader(epoch int64, members []election.Member) {
 				rec.Members = append(rec.Members, m)
 			}
 		}
+	}
+	rec.Addresses = t.rec.Addresses
+	rec = rec.withAddresses(members)
+	if ms := s.members.Load(); ms != nil {
+		rec = rec.withAddresses(*ms)
 	}
 	guard := s.elector.View().Self.Node
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.WriteTimeout)
@@ -643,9 +659,13 @@ func (s *Server) refreshReplicas(known ...election.Member) {
 		}
 	}
 	prev := s.members.Swap(&ms)
-	ld.members.Store(&ms)
-	addrs := make([]string, 0, len(ms))
-	for _, m := range ms {
+	// Members of the in-sync set that are not registered (their session lost) may still
+	// hold what no one else does: the leader keeps replicating to them at their recorded
+	// address, and they stay in the set for as long as they keep up.
+	all := withRecorded(ms, ld.record(), s.self())
+	ld.members.Store(&all)
+	addrs := make([]string, 0, len(all))
+	for _, m := range all {
 		if m.Address != "" && m.Address != s.cfg.Address {
 			addrs = append(addrs, m.Address)
 		}
@@ -713,6 +733,12 @@ func (s *Server) requestRefresh() {
 func (s *Server) checkSender(leader string, epoch int64) error {
 	v := s.elector.View()
 	if v.Leader.Address != "" && v.Leader.Address == leader && v.Epoch == epoch && !v.IsLeader {
+		return nil
+	}
+	// Without a session this server cannot tell who leads; the leader it followed last,
+	// at that epoch, is still fenced by epochs like any leader: its appends are taken, so
+	// that a member of its in-sync set keeps holding what it acknowledges.
+	if f := s.followed.Load(); v.Leader.Address == "" && !v.IsLeader && f != nil && f.address == leader && f.epoch == epoch {
 		return nil
 	}
 	if epoch > v.Epoch || v.Leader.Address == "" {

@@ -329,6 +329,12 @@ func (z *ZooKeeper) Children(ctx context.Context, path string) ([]string, error)
 	return children(ctx, z.servers, path, z.logger)
 }
 
+// Delete deletes the znode at path, whatever its version, if it exists (e.g. a record a
+// previous cluster left on a shared ensemble).
+func (z *ZooKeeper) Delete(ctx context.Context, path string) error {
+	return deleteNode(ctx, z.servers, path, z.logger)
+}
+
 // Close stops and removes everything Start created (nothing in mode existing). It is
 // idempotent: later calls return the first call's result.
 func (z *ZooKeeper) Close() error {

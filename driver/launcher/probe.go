@@ -100,10 +100,31 @@ func poll(ctx context.Context, what string, check func(context.Context) error) e
 // keeps nothing running between calls; cancelling ctx closes the connection, which makes the
 // pending request return.
 func children(ctx context.Context, servers []string, path string, logger *slog.Logger) ([]string, error) {
+	var kids []string
+	err := withSession(ctx, servers, logger, "children of "+path, func(conn *zk.Conn) error {
+		var err error
+		kids, _, err = conn.Children(path)
+		return err
+	})
+	return kids, err
+}
+
+// deleteNode deletes path (any version) if it exists.
+func deleteNode(ctx context.Context, servers []string, path string, logger *slog.Logger) error {
+	return withSession(ctx, servers, logger, "delete "+path, func(conn *zk.Conn) error {
+		if err := conn.Delete(path, -1); err != nil && !errors.Is(err, zk.ErrNoNode) {
+			return err
+		}
+		return nil
+	})
+}
+
+// withSession runs op on a new session with servers, bounded by ctx.
+func withSession(ctx context.Context, servers []string, logger *slog.Logger, what string, op func(*zk.Conn) error) error {
 	conn, events, err := zk.Connect(servers, 10*time.Second,
 		zk.WithLogger(zkLogger{logger}), zk.WithLogInfo(false))
 	if err != nil {
-		return nil, fmt.Errorf("launcher: connect %v: %w", servers, err)
+		return fmt.Errorf("launcher: connect %v: %w", servers, err)
 	}
 	defer conn.Close()
 	// Wait for the session first: a request made before it would wait for it anyway, but then
@@ -111,10 +132,10 @@ func children(ctx context.Context, servers []string, path string, logger *slog.L
 	for {
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("launcher: session with %v: %w", servers, ctx.Err())
+			return fmt.Errorf("launcher: session with %v: %w", servers, ctx.Err())
 		case ev, ok := <-events:
 			if !ok {
-				return nil, fmt.Errorf("launcher: session with %v: %w", servers, zk.ErrClosing)
+				return fmt.Errorf("launcher: session with %v: %w", servers, zk.ErrClosing)
 			}
 			if ev.State != zk.StateHasSession {
 				continue
@@ -122,25 +143,18 @@ func children(ctx context.Context, servers []string, path string, logger *slog.L
 		}
 		break
 	}
-	type result struct {
-		kids []string
-		err  error
-	}
-	done := make(chan result, 1)
-	go func() {
-		kids, _, err := conn.Children(path)
-		done <- result{kids, err}
-	}()
+	done := make(chan error, 1)
+	go func() { done <- op(conn) }()
 	select {
-	case r := <-done:
-		if r.err != nil {
-			return nil, fmt.Errorf("launcher: children of %s: %w", path, r.err)
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("launcher: %s: %w", what, err)
 		}
-		return r.kids, nil
+		return nil
 	case <-ctx.Done():
 		conn.Close()
 		<-done // Close fails the pending request, so this returns promptly
-		return nil, fmt.Errorf("launcher: children of %s: %w", path, ctx.Err())
+		return fmt.Errorf("launcher: %s: %w", what, ctx.Err())
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -43,6 +44,11 @@ func StartCluster(ctx context.Context, zk *launcher.ZooKeeper, binary, logDir st
 	}
 	if cfg.SessionTimeout == 0 {
 		cfg.SessionTimeout = 1500 * time.Millisecond
+	}
+	// A new cluster on the shared ensemble: the in-sync record of the previous test's cluster
+	// names processes that are gone, which its first leader would wait for as for lost data.
+	if err := zk.Delete(ctx, "/zkv/insync"); err != nil {
+		return nil, err
 	}
 	c := &Cluster{ZK: zk, Links: newLinks(), Features: ProbeFeatures(binary), cfg: cfg, status: &http.Client{Timeout: 300 * time.Millisecond}}
 	for i := 0; i < cfg.Servers; i++ {
@@ -138,8 +144,38 @@ type Status struct {
 		ID      string `json:"id"`
 		Address string `json:"address"`
 	} `json:"leader"`
-	Epoch int64 `json:"epoch"`
-	Keys  int   `json:"keys"`
+	Epoch   int64 `json:"epoch"`
+	Keys    int   `json:"keys"`
+	Members []struct {
+		Address string `json:"address"`
+		Znode   string `json:"znode"`
+	} `json:"members"`
+	InSync []string `json:"in_sync"`
+}
+
+// ElectionOrder returns the running servers in the election's order (the leader first),
+// as the leader's status lists the members.
+func (c *Cluster) ElectionOrder(ctx context.Context) ([]*Server, error) {
+	l, err := c.Leader(ctx)
+	if err != nil {
+		return nil, err
+	}
+	st, err := c.Status(ctx, l)
+	if err != nil {
+		return nil, err
+	}
+	ms := st.Members
+	sort.Slice(ms, func(i, j int) bool { return ms[i].Znode < ms[j].Znode })
+	var out []*Server
+	for _, m := range ms {
+		if s := c.byAddress(m.Address); s != nil && s.Running() {
+			out = append(out, s)
+		}
+	}
+	if len(out) == 0 || out[0] != l {
+		return nil, fmt.Errorf("robustness: the election order %v does not start with the leader", ms)
+	}
+	return out, nil
 }
 
 // Status asks server s directly (not through its client proxy).
