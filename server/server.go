@@ -71,7 +71,7 @@ type Server struct {
 	// followed is the leader this server last followed while its session was good: it
 	// takes that leader's appends, at that epoch, while its session is in doubt.
 	followed atomic.Pointer[followedLeader]
-	helloing    atomic.Bool
+	helloing atomic.Bool
 
 	ctx    context.Context // the server's lifetime; cancelled by Shutdown
 	cancel context.CancelFunc
