@@ -1,6 +1,7 @@
 // Package election elects one leader among N candidates with Apache
 // ZooKeeper: the Go counterpart of Apache Curator's LeaderLatch, built on
-// github.com/go-zookeeper/zk.
+// github.com/zkv-dev/zkv/zk (go-zookeeper v1.0.4 with its reconnect data race
+// fixed; the package is still named zk).
 //
 // # Recipe
 //

@@ -8,6 +8,7 @@ require (
 	github.com/rs/zerolog v1.28.0
 	github.com/zkv-dev/zkv/driver v0.0.0
 	github.com/zkv-dev/zkv/election v0.0.0-00010101000000-000000000000
+	github.com/zkv-dev/zkv/zk v0.0.0
 	go.uber.org/goleak v1.3.0
 )
 
@@ -25,7 +26,6 @@ require (
 	github.com/docker/go-connections v0.5.0 // indirect
 	github.com/docker/go-units v0.5.0 // indirect
 	github.com/go-viper/mapstructure/v2 v2.1.0 // indirect
-	github.com/go-zookeeper/zk v1.0.4 // indirect
 	github.com/gogo/protobuf v1.3.2 // indirect
 	github.com/golang/protobuf v1.5.4 // indirect
 	github.com/google/shlex v0.0.0-20191202100458-e7afc7fbc510 // indirect
@@ -61,4 +61,4 @@ replace github.com/zkv-dev/zkv/driver => ../driver
 
 replace github.com/zkv-dev/zkv/election => ../election
 
-replace github.com/go-zookeeper/zk => ../third_party/go-zookeeper-zk
+replace github.com/zkv-dev/zkv/zk => ../zk

@@ -14,7 +14,6 @@ require (
 require (
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
-	github.com/go-zookeeper/zk v1.0.4 // indirect
 	github.com/hashicorp/go-cleanhttp v0.5.2 // indirect
 	github.com/hashicorp/go-retryablehttp v0.7.8 // indirect
 	github.com/labstack/gommon v0.5.0 // indirect
@@ -26,6 +25,7 @@ require (
 	github.com/prometheus/procfs v0.22.0 // indirect
 	github.com/valyala/bytebufferpool v1.0.0 // indirect
 	github.com/valyala/fasttemplate v1.2.2 // indirect
+	github.com/zkv-dev/zkv/zk v0.0.0 // indirect
 	golang.org/x/crypto v0.57.0 // indirect
 	golang.org/x/net v0.59.0 // indirect
 	golang.org/x/sys v0.48.0 // indirect
@@ -37,6 +37,5 @@ replace (
 	github.com/zkv-dev/zkv/election => ../election
 	github.com/zkv-dev/zkv/kvstore => ../kvstore
 	github.com/zkv-dev/zkv/replication => ../replication
+	github.com/zkv-dev/zkv/zk => ../zk
 )
-
-replace github.com/go-zookeeper/zk => ../third_party/go-zookeeper-zk
