@@ -171,3 +171,49 @@ func readFrame(r io.Reader) ([]byte, error) {
 type loggerFunc func(format string, args ...interface{})
 
 func (f loggerFunc) Printf(format string, args ...interface{}) { f(format, args...) }
+
+// SessionTimeout reports what the server granted, not what was asked for, and
+// can be read while the connection's goroutines run.
+func TestSessionTimeoutIsTheGrantedOne(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var srv sync.WaitGroup
+	defer srv.Wait()
+	defer ln.Close()
+	asked := make(chan struct{})
+	srv.Add(1)
+	go func() {
+		defer srv.Done()
+		nc, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		<-asked
+		serveRound(t, nc, 1, false, make(chan int, 1)) // grants 4s
+	}()
+
+	c, events, err := Connect([]string{ln.Addr().String()}, 30*time.Second,
+		WithLogger(loggerFunc(func(string, ...interface{}) {})), WithLogInfo(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.SessionTimeout(); got != 30*time.Second {
+		t.Errorf("before a session: %v, want the 30s asked for", got)
+	}
+	close(asked)
+	deadline := time.Now().Add(10 * time.Second)
+	for c.State() != StateHasSession {
+		if time.Now().After(deadline) {
+			t.Fatal("no session")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if got := c.SessionTimeout(); got != 4*time.Second {
+		t.Errorf("with a session: %v, want the 4s granted", got)
+	}
+	c.Close()
+	for range events {
+	}
+}
