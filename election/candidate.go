@@ -432,7 +432,9 @@ func (c *Candidate) readMembers(names []string) ([]Member, error) {
 // Resign steps down, deletes this candidate's node (its successor learns at
 // once) and stops taking part; Join may be called again later. Even when it
 // returns an error the candidate has stopped taking part: a node it could
-// not delete is deleted when the session returns, or vanishes with it.
+// not delete is deleted when the session returns, or vanishes with it. So is
+// the node of a Join whose create reply was lost (Join returned with its ctx
+// and the create's outcome is unknown): the candidate finds it by its GUID.
 func (c *Candidate) Resign(ctx context.Context) error {
 	return c.send(ctx, reqResign)
 }
@@ -464,9 +466,15 @@ func (c *Candidate) send(ctx context.Context, kind requestKind) error {
 // Close steps down, deletes this candidate's node so its successor is told
 // at once, closes every Observe channel and stops the background loop,
 // waiting for it. It does not close the Session: close the Candidate first.
-// Without a session the node is not deleted (it vanishes with the session);
-// a ZooKeeper call caught by a disconnect may keep Close waiting until the
-// session returns or the Session is closed. It is idempotent; later calls
+//
+// Without a session Close waits for one, at most a session timeout (10s when
+// the Conn does not tell its timeout), to delete the node, and also any node
+// a create whose reply was lost may have left: a node left behind while the
+// Session stays open would sit first in line with nobody leading from it.
+// Past that wait the session has expired with its nodes, unless the whole
+// ensemble was down; closing the Session removes them in any case. Close
+// returns an error only when a node of ours could not be deleted for another
+// reason than the session (e.g. zk.ErrNoAuth). It is idempotent; later calls
 // return nil.
 func (c *Candidate) Close() error {
 	first := false

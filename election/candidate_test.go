@@ -563,3 +563,84 @@ func TestResignWhileDisconnected(t *testing.T) {
 	})
 	waitLeader(t, ms[1], ms[1])
 }
+
+// lostCreate starts m's Join with its create's reply lost (the node lands, the connection
+// drops), lets Join's ctx end as a caller's deadline would, and returns the doubted node.
+func lostCreate(t *testing.T, srv *fakeServer, m member) string {
+	t.Helper()
+	m.conn.loseCreateReply = true
+	ctx, cancel := context.WithCancel(ctxT(t))
+	done := make(chan error, 1)
+	go func() { done <- m.c.Join(ctx) }()
+	waitFor(t, "the create to land", func() bool { return len(srv.nodesWithData("/election", m.c.guid)) == 1 })
+	waitFor(t, "the candidate to see the disconnect", func() bool { return !m.c.View().Connected })
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Join: %v", err)
+	}
+	return "/election/" + srv.nodesWithData("/election", m.c.guid)[0]
+}
+
+// Ghost leader: a create whose reply was lost leaves a node first in line; the caller gives
+// up on Join and Resigns, as Join's doc says. When the same session returns, the doubted
+// node must go, or nobody leads from it and the election stalls until that session ends.
+func TestResignSettlesLostCreate(t *testing.T) {
+	srv := newFakeServer()
+	a := newMember(t, srv, "a")
+	ghost := lostCreate(t, srv, a)
+	b := joinAll(t, srv, "b")[0]
+	if err := a.c.Resign(ctxT(t)); err != nil {
+		t.Fatalf("Resign: %v", err)
+	}
+	a.conn.reconnect()
+	waitLeader(t, b, b)
+	if got := srv.nodesWithData("/election", a.c.guid); len(got) != 0 {
+		t.Fatalf("nodes of the resigned candidate left: %v (the doubted one was %s)", got, ghost)
+	}
+}
+
+// The same with Close while the session is away and the Session itself stays open: Close
+// waits (at most a session timeout) for the session to delete the doubted node.
+func TestCloseSettlesLostCreate(t *testing.T) {
+	srv := newFakeServer()
+	a := newMember(t, srv, "a")
+	lostCreate(t, srv, a)
+	b := joinAll(t, srv, "b")[0]
+	closed := closeWhileAway(t, a)
+	a.conn.reconnect()
+	if err := <-closed; err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	waitLeader(t, b, b)
+	if got := srv.nodesWithData("/election", a.c.guid); len(got) != 0 {
+		t.Fatalf("nodes of the closed candidate left: %v", got)
+	}
+}
+
+// A registered node is no different: Close without a session used to leave it behind for
+// as long as the Session stayed open.
+func TestCloseWhileDisconnectedDeletesNodeWhenSessionReturns(t *testing.T) {
+	srv := newFakeServer()
+	ms := joinAll(t, srv, "a", "b")
+	waitLeader(t, ms[0], ms...)
+	ms[0].conn.disconnect()
+	waitFor(t, "a to step down", func() bool { return !ms[0].c.IsLeader() })
+	closed := closeWhileAway(t, ms[0])
+	ms[0].conn.reconnect()
+	if err := <-closed; err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	waitLeader(t, ms[1], ms[1])
+}
+
+// closeWhileAway starts m's Close and returns once Close has begun its shutdown (its
+// Observe channels are closed then), with the channel Close's result arrives on.
+func closeWhileAway(t *testing.T, m member) <-chan error {
+	t.Helper()
+	obs := m.c.Observe(context.Background())
+	closed := make(chan error, 1)
+	go func() { closed <- m.c.Close() }()
+	for range obs {
+	}
+	return closed
+}

@@ -14,6 +14,11 @@ const (
 	minBackoff = 50 * time.Millisecond
 	maxBackoff = 2 * time.Second
 	maxPasses  = 16
+	// sessionPoll is how often Close, waiting for a session to delete our
+	// nodes in, looks at the session state between events.
+	sessionPoll = 100 * time.Millisecond
+	// defaultSettleWait bounds that wait when the session timeout is unknown.
+	defaultSettleWait = 10 * time.Second
 )
 
 // watchSlot holds one one-shot watch.
@@ -31,9 +36,12 @@ type loopState struct {
 	waiters []chan error // Join calls waiting for the node to exist
 	node    string       // our znode's full path; "" while unregistered
 	seq     int64
-	session int64    // the session that created node
-	doubt   bool     // a create's outcome is unknown: look for our guid first
-	stale   []string // our nodes to delete as soon as the session allows
+	session int64 // the session that created node
+	// doubt: a create's outcome is unknown. A node carrying our guid may
+	// exist, first in line perhaps: adopt it when we want a node, delete it
+	// when we do not (after Resign or on Close), or nobody leads from it.
+	doubt bool
+	stale []string // our nodes to delete as soon as the session allows
 
 	gen  uint64    // bumped whenever the connection breaks
 	pred watchSlot // our predecessor, or our own node while leading
@@ -224,20 +232,95 @@ func (c *Candidate) deleteOwnNode(node string) (bool, error) {
 }
 
 func (c *Candidate) shutdown(st *loopState) {
-	if st.sessionGone || c.cfg.Conn.State() != zk.StateHasSession {
-		// Without a session a delete would wait for one; the node
-		// vanishes with the session anyway.
-		st.node, st.stale = "", nil
-	}
-	err := c.resign(st, "closing", ErrClosed)
-	c.deleteStale(st)
+	c.resign(st, "closing", ErrClosed) // what it cannot delete goes to stale
 	c.mu.Lock()
 	c.closed = true
-	c.closeErr = err
 	for s := range c.subs {
 		c.dropSubscriber(s)
 	}
 	c.mu.Unlock()
+	err := c.settleLeftovers(st)
+	c.mu.Lock()
+	c.closeErr = err
+	c.mu.Unlock()
+}
+
+// settleLeftovers deletes, on Close, the nodes of ours that could not go
+// yet: those left without a session and the outcome of a doubted create.
+// Without a session it waits for one, at most a session timeout: a node
+// left behind while the Session stays open would stay first in line with
+// nobody leading from it. After that long without contact the server has
+// expired the session (and the nodes with it), unless the whole ensemble was
+// down meanwhile; closing the Session removes them in any case.
+func (c *Candidate) settleLeftovers(st *loopState) error {
+	if !st.doubt && len(st.stale) == 0 {
+		return nil
+	}
+	wait := c.sessionTimeout()
+	if wait <= 0 {
+		wait = defaultSettleWait
+	}
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	tick := time.NewTicker(sessionPoll)
+	defer tick.Stop()
+	waiting := false
+	for {
+		if st.sessionGone {
+			return nil // our nodes went with the session
+		}
+		if sid := c.cfg.Conn.SessionID(); c.cfg.Conn.State() == zk.StateHasSession && sid != 0 {
+			err := c.settle(st, sid)
+			if err == nil {
+				if waiting {
+					c.log.Info("the session is back: deleted what was left of ours")
+				}
+				return nil
+			}
+			if !transient(err) {
+				return fmt.Errorf("election: close: %w", err)
+			}
+		} else if !waiting {
+			waiting = true
+			c.log.Warn("closing without a session: waiting for it to delete our nodes", "nodes", st.stale,
+				"doubted_create", st.doubt, "at_most", wait)
+		}
+		select {
+		case _, ok := <-st.events:
+			if !ok {
+				st.events, st.sessionGone = nil, true
+			}
+		case <-tick.C:
+		case <-deadline.C:
+			c.log.Warn("closed without a session: nodes of ours may remain until the session ends",
+				"nodes", st.stale, "doubted_create", st.doubt)
+			return nil
+		}
+	}
+}
+
+// settle deletes our stale nodes and, after a doubted create, every node
+// carrying our guid that is not st.node (adopting the first one owned by sid
+// instead while we want a node and have none). It returns the first error;
+// what could not be settled is tried again later.
+func (c *Candidate) settle(st *loopState, sid int64) error {
+	err := c.deleteStale(st)
+	if st.doubt {
+		if aerr := c.adopt(st, sid); aerr != nil {
+			return errors.Join(err, aerr)
+		}
+		st.doubt = false
+	}
+	return err
+}
+
+// sessionTimeout is the session's timeout, when the Conn tells it
+// (*zk.Conn of github.com/zkv-dev/zkv/zk does), else zero.
+func (c *Candidate) sessionTimeout() time.Duration {
+	if t, ok := c.cfg.Conn.(interface{ SessionTimeout() time.Duration }); ok {
+		return t.SessionTimeout()
+	}
+	return 0
 }
 
 // reconcile brings our node and the view in line with ZooKeeper. It runs
@@ -263,10 +346,17 @@ func (c *Candidate) reconcile(st *loopState) {
 		c.suspend(st, "session lost")
 		c.lose(st)
 	}
-	c.deleteStale(st)
 	if !st.want {
+		// Out of the election, yet a node of ours may be left: one a delete
+		// missed, or the outcome of a create whose reply was lost.
+		if err := c.settle(st, sid); err != nil {
+			c.retry(st, "delete our nodes", err)
+		}
 		c.publish(func(v *View) { v.Connected = true })
 		return
+	}
+	if err := c.deleteStale(st); err != nil {
+		c.retry(st, "delete our stale nodes", err) // the pass goes on; a retry comes
 	}
 	if st.node == "" {
 		if err := c.register(st, sid); err != nil {
@@ -307,7 +397,10 @@ func (c *Candidate) lose(st *loopState) {
 	c.publish(func(v *View) { v.Self = c.selfMember("", 0) })
 }
 
-func (c *Candidate) deleteStale(st *loopState) {
+// deleteStale deletes our stale nodes, keeping those a retry may delete; it
+// returns the first error.
+func (c *Candidate) deleteStale(st *loopState) error {
+	var first error
 	kept := st.stale[:0]
 	for _, n := range st.stale {
 		existed, err := c.deleteOwnNode(n)
@@ -316,6 +409,9 @@ func (c *Candidate) deleteStale(st *loopState) {
 			if transient(err) {
 				kept = append(kept, n)
 			}
+			if first == nil {
+				first = fmt.Errorf("election: delete %s: %w", n, err)
+			}
 			continue
 		}
 		if existed {
@@ -323,6 +419,7 @@ func (c *Candidate) deleteStale(st *loopState) {
 		}
 	}
 	st.stale = kept
+	return first
 }
 
 // retry schedules another reconcile with exponential backoff.
@@ -389,8 +486,9 @@ func (c *Candidate) registered(st *loopState, node string, seq, sid int64) {
 	c.failWaiters(st, nil)
 }
 
-// adopt looks for nodes carrying our guid: the first one owned by our
-// session becomes ours, every other one is deleted.
+// adopt looks for nodes carrying our guid: while we want a node and have
+// none, the first one owned by our session becomes ours; every other one is
+// deleted.
 func (c *Candidate) adopt(st *loopState, sid int64) error {
 	names, _, err := c.cfg.Conn.Children(c.dir)
 	if errors.Is(err, zk.ErrNoNode) {
@@ -412,7 +510,10 @@ func (c *Candidate) adopt(st *loopState, sid int64) error {
 		if err != nil || d.GUID != c.guid {
 			continue
 		}
-		if st.node == "" && stat.EphemeralOwner == sid {
+		if p == st.node {
+			continue
+		}
+		if st.want && st.node == "" && stat.EphemeralOwner == sid {
 			c.log.Info("found our node after a lost create reply", "node", p)
 			c.registered(st, p, k.seq, sid)
 			continue
@@ -420,6 +521,7 @@ func (c *Candidate) adopt(st *loopState, sid int64) error {
 		c.log.Warn("deleting an orphan node of ours", "node", p, "owner", sessionHex(stat.EphemeralOwner))
 		if err := c.deleteOwn(p); err != nil {
 			st.stale = append(st.stale, p)
+			return fmt.Errorf("election: delete %s: %w", p, err)
 		}
 	}
 	return nil
