@@ -370,7 +370,9 @@ func (c *Candidate) dropSubscriber(s *subscriber) {
 }
 
 // Members lists the registered candidates in election order (the leader
-// first). go-zookeeper calls take no context: ctx is checked between them.
+// first). A candidate whose node this session may not read (zk.ErrNoAuth, as
+// while digest ACLs roll out) is left out. go-zookeeper calls take no
+// context: ctx is checked between them.
 func (c *Candidate) Members(ctx context.Context) ([]Member, error) {
 	names, _, err := c.cfg.Conn.Children(c.dir)
 	if errors.Is(err, zk.ErrNoNode) {
@@ -382,18 +384,21 @@ func (c *Candidate) Members(ctx context.Context) ([]Member, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	return c.readMembers(names)
+	ms, _, err := c.readMembers(names)
+	return ms, err
 }
 
 // readMembers reads the data of the candidate nodes among names, all at once (go-zookeeper
 // pipelines concurrent requests on one connection, so this costs one round trip, not one
-// per member), and returns them in election order. A node gone meanwhile is left out.
-func (c *Candidate) readMembers(names []string) ([]Member, error) {
+// per member), and returns them in election order. A node gone meanwhile is left out, and
+// so is one we may not read, whose path is returned in unreadable.
+func (c *Candidate) readMembers(names []string) (ms []Member, unreadable []string, err error) {
 	kids := sortChildren(names)
 	type result struct {
-		m   Member
-		ok  bool
-		err error
+		m      Member
+		ok     bool
+		denied bool
+		err    error
 	}
 	res := make([]result, len(kids))
 	var wg sync.WaitGroup
@@ -405,6 +410,9 @@ func (c *Candidate) readMembers(names []string) ([]Member, error) {
 			switch {
 			case errors.Is(err, zk.ErrNoNode):
 				return // left meanwhile
+			case errors.Is(err, zk.ErrNoAuth):
+				res[i].denied = true
+				return
 			case err != nil:
 				res[i].err = fmt.Errorf("election: read %s/%s: %w", c.dir, k.name, err)
 				return
@@ -418,15 +426,17 @@ func (c *Candidate) readMembers(names []string) ([]Member, error) {
 	}
 	wg.Wait()
 	out := make([]Member, 0, len(kids))
-	for _, r := range res {
-		if r.err != nil {
-			return nil, r.err
-		}
-		if r.ok {
+	for i, r := range res {
+		switch {
+		case r.err != nil:
+			return nil, nil, r.err
+		case r.denied:
+			unreadable = append(unreadable, c.dir+"/"+kids[i].name)
+		case r.ok:
 			out = append(out, r.m)
 		}
 	}
-	return out, nil
+	return out, unreadable, nil
 }
 
 // Resign steps down, deletes this candidate's node (its successor learns at

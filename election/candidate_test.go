@@ -644,3 +644,63 @@ func closeWhileAway(t *testing.T, m member) <-chan error {
 	}
 	return closed
 }
+
+func memberIDs(ms []Member) []string {
+	var out []string
+	for _, m := range ms {
+		out = append(out, m.ID)
+	}
+	return out
+}
+
+// Flapping: a member's node the leader may not read (digest ACLs rolling out) made every
+// claim fail; the retry skipped the read and led, and every later join or leave stepped
+// the leader down and up again. The claim rests on our own node alone now, and an
+// unreadable member is left out of View.Members.
+func TestUnreadableMemberDoesNotFlapLeader(t *testing.T) {
+	srv := newFakeServer()
+	ms := joinAll(t, srv, "a", "b")
+	waitLeader(t, ms[0], ms...)
+	lctx, _ := ms[0].c.Leading()
+	srv.denyRead(ms[1].c.View().Self.Node, ms[0].conn)
+
+	c := joinAll(t, srv, "c")[0]
+	waitFor(t, "a to list c", func() bool {
+		return slices.Equal(memberIDs(ms[0].c.View().Members), []string{"a", "c"})
+	})
+	if err := c.c.Resign(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a to see c leave", func() bool {
+		return slices.Equal(memberIDs(ms[0].c.View().Members), []string{"a"})
+	})
+	if lctx.Err() != nil || !ms[0].c.IsLeader() {
+		t.Fatal("a stepped down over a member it cannot read")
+	}
+	if got := ms[0].log.grep("became leader"); len(got) != 1 {
+		t.Fatalf("a claimed leadership %d times: %v", len(got), got)
+	}
+}
+
+// A follower whose predecessor's node it may not read still follows, with an exists-watch
+// (which needs no READ permission), and takes over in turn.
+func TestUnreadablePredecessorStillWatched(t *testing.T) {
+	srv := newFakeServer()
+	a, b := joinAll(t, srv, "a")[0], newMember(t, srv, "b")
+	c := newMember(t, srv, "c")
+	if err := b.c.Join(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	srv.denyRead(b.c.View().Self.Node, c.conn)
+	if err := c.c.Join(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	waitLeader(t, a, a, b, c)
+	if err := b.c.Resign(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.c.Resign(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	waitLeader(t, c, c)
+}

@@ -24,7 +24,8 @@ type fakeNode struct {
 	data     []byte
 	czxid    int64
 	owner    int64
-	cversion int32 // sequence counter for children, as in ZooKeeper
+	cversion int32          // sequence counter for children, as in ZooKeeper
+	noRead   map[int64]bool // sessions its ACL denies READ (Get, GetW: ErrNoAuth)
 }
 
 type fakeWatch struct {
@@ -320,7 +321,28 @@ func (c *fakeConn) Get(p string) ([]byte, *zk.Stat, error) {
 	if !ok {
 		return nil, nil, zk.ErrNoNode
 	}
+	if n.noRead[c.sid] {
+		return nil, nil, zk.ErrNoAuth
+	}
 	return append([]byte(nil), n.data...), c.stat(n), nil
+}
+
+// ExistsW sets an exists-watch, which ZooKeeper allows without READ permission. On an
+// existing node it fires as a data watch does, so the fake keeps it as one.
+func (c *fakeConn) ExistsW(p string) (bool, *zk.Stat, <-chan zk.Event, error) {
+	c.srv.mu.Lock()
+	defer c.srv.mu.Unlock()
+	if err := c.check(); err != nil {
+		return false, nil, nil, err
+	}
+	ch := make(chan zk.Event, 1)
+	n, ok := c.srv.nodes[p]
+	if !ok {
+		// A watch for the node's creation; the election never asks for one.
+		return false, &zk.Stat{}, nil, fmt.Errorf("fake: exists-watch on missing %s not supported", p)
+	}
+	c.watches = append(c.watches, fakeWatch{path: p, ch: ch})
+	return true, c.stat(n), ch, nil
 }
 
 func (c *fakeConn) GetW(p string) ([]byte, *zk.Stat, <-chan zk.Event, error) {
@@ -332,6 +354,9 @@ func (c *fakeConn) GetW(p string) ([]byte, *zk.Stat, <-chan zk.Event, error) {
 	n, ok := c.srv.nodes[p]
 	if !ok {
 		return nil, nil, nil, zk.ErrNoNode
+	}
+	if n.noRead[c.sid] {
+		return nil, nil, nil, zk.ErrNoAuth
 	}
 	ch := make(chan zk.Event, 1)
 	c.watches = append(c.watches, fakeWatch{path: p, ch: ch})
@@ -401,6 +426,20 @@ func (s *fakeServer) put(p string, data []byte, owner int64) {
 	s.nodes[p] = &fakeNode{data: data, czxid: s.zxid, owner: owner}
 	s.nodes[path.Dir(p)].cversion++
 	s.fireLocked(path.Dir(p), true, zk.EventNodeChildrenChanged)
+}
+
+// denyRead makes p unreadable to the sessions of conns, as an ACL that lacks their
+// identities would (a digest ACL rolled out to some servers before others).
+func (s *fakeServer) denyRead(p string, conns ...*fakeConn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.nodes[p]
+	if n.noRead == nil {
+		n.noRead = map[int64]bool{}
+	}
+	for _, c := range conns {
+		n.noRead[c.sid] = true
+	}
 }
 
 // remove deletes a node as another client (an operator) would.

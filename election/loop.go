@@ -46,6 +46,10 @@ type loopState struct {
 	gen  uint64    // bumped whenever the connection breaks
 	pred watchSlot // our predecessor, or our own node while leading
 	kids watchSlot // the election's children, while leading (View.Members)
+	// membersStale: the last reading of the members failed; read them again
+	// even though the children watch has not fired.
+	membersStale bool
+	unreadable   map[string]bool // nodes we may not read, logged once each
 	// polling: we follow a leader that is not our predecessor, so nothing
 	// tells us when it goes; the poll ticker re-reads the election.
 	polling   bool
@@ -186,6 +190,7 @@ func (c *Candidate) resign(st *loopState, why string, waiterErr error) error {
 	c.stepDown(why)
 	st.pred.clear()
 	st.kids.clear()
+	st.membersStale = false
 	st.polling = false
 	var err error
 	if st.node != "" && (st.sessionGone || c.cfg.Conn.State() != zk.StateHasSession) {
@@ -588,12 +593,14 @@ func (c *Candidate) follow(st *loopState, sid int64) error {
 		self, _, _ := memberFrom(c.dir, kids[0], data)
 		self.Meta = c.cfg.Meta
 		// The members go out with the leadership, in one view: the new leader's owner
-		// needs them at once (to catch up from the most up-to-date one).
-		ms, err := c.watchMembers(st)
-		if err != nil {
-			return err
-		}
+		// needs them at once (to catch up from the most up-to-date one). The claim
+		// itself rests on our own node alone: a member we cannot read now must not
+		// turn every later join or leave into a step-down and a claim again.
+		ms, merr := c.watchMembers(st)
 		c.lead(self, stat.Czxid, sid, ms)
+		if merr != nil {
+			c.retry(st, "read members", merr)
+		}
 		return nil
 	}
 	st.kids.clear()
@@ -630,6 +637,15 @@ func (c *Candidate) follow(st *loopState, sid int64) error {
 	ldata, lstat := pdata, pstat
 	if idx > 1 {
 		ldata, lstat, err = lr.data, lr.stat, lr.err
+		if errors.Is(err, zk.ErrNoAuth) { // who leads is still known: its node's path
+			c.noteUnreadable(st, c.dir+"/"+kids[0].name, "the leader's id and address stay unknown")
+			ldata = nil
+			var ok bool
+			ok, lstat, err = c.cfg.Conn.Exists(c.dir + "/" + kids[0].name)
+			if err == nil && !ok {
+				err = zk.ErrNoNode
+			}
+		}
 		if errors.Is(err, zk.ErrNoNode) {
 			st.dirty = true
 			return nil
@@ -639,7 +655,7 @@ func (c *Candidate) follow(st *loopState, sid int64) error {
 		}
 	}
 	leader, _, derr := memberFrom(c.dir, kids[0], ldata)
-	if derr != nil {
+	if derr != nil && ldata != nil {
 		c.log.Warn("unreadable leader node", "node", leader.Node, "err", derr)
 	}
 	c.stepDown("another node precedes ours")
@@ -659,25 +675,84 @@ func (c *Candidate) follow(st *loopState, sid int64) error {
 // learns of a new member at once. It returns nil when nothing changed since the last
 // listing.
 func (c *Candidate) watchMembers(st *loopState) ([]Member, error) {
-	if st.kids.ch != nil && st.kids.gen == st.gen {
+	watching := st.kids.ch != nil && st.kids.gen == st.gen
+	if watching && !st.membersStale {
 		return nil, nil
 	}
-	names, _, ch, err := c.cfg.Conn.ChildrenW(c.dir)
+	var names []string
+	var err error
+	if watching { // the watch stands; only the last reading failed
+		names, _, err = c.cfg.Conn.Children(c.dir)
+	} else {
+		var ch <-chan zk.Event
+		names, _, ch, err = c.cfg.Conn.ChildrenW(c.dir)
+		if err == nil {
+			st.kids = watchSlot{path: c.dir, ch: ch, gen: st.gen}
+		}
+	}
 	if err != nil {
+		st.membersStale = true
 		return nil, fmt.Errorf("election: watch %s: %w", c.dir, err)
 	}
-	st.kids = watchSlot{path: c.dir, ch: ch, gen: st.gen}
-	return c.readMembers(names)
+	ms, unreadable, err := c.readMembers(names)
+	st.membersStale = err != nil
+	for _, n := range unreadable {
+		c.noteUnreadable(st, n, "left out of the members")
+	}
+	return ms, err
+}
+
+// noteUnreadable logs, once per node, that we may not read a candidate's node.
+func (c *Candidate) noteUnreadable(st *loopState, node, consequence string) {
+	if st.unreadable[node] {
+		return
+	}
+	if st.unreadable == nil {
+		st.unreadable = map[string]bool{}
+	}
+	st.unreadable[node] = true
+	c.log.Warn("no permission to read a candidate's node (its ACL lacks our identity): "+consequence, "node", node)
+}
+
+// existsWatcher is the method of *zk.Conn that sets an exists-watch, which
+// ZooKeeper allows without READ permission on the node. Conn does not list
+// it, so that the Conns written before it still satisfy Conn; without it a
+// node we may not read cannot be watched.
+type existsWatcher interface {
+	ExistsW(path string) (bool, *zk.Stat, <-chan zk.Event, error)
 }
 
 // watch reads path and keeps one watch on it in slot, reusing the watch
 // already there (unless the connection broke since) rather than piling up
 // another.
+//
+// A node we may not read (zk.ErrNoAuth) is watched with an exists-watch when
+// the Conn has ExistsW, and returned with nil data: its owner is a candidate
+// like any other, whose ACL lacks our identity (digest ACLs rolling out).
 func (c *Candidate) watch(st *loopState, slot *watchSlot, path, role string) ([]byte, *zk.Stat, error) {
 	if slot.ch != nil && slot.path == path && slot.gen == st.gen {
-		return c.cfg.Conn.Get(path)
+		data, stat, err := c.cfg.Conn.Get(path)
+		if errors.Is(err, zk.ErrNoAuth) {
+			var ok bool
+			ok, stat, err = c.cfg.Conn.Exists(path)
+			if err == nil && !ok {
+				err = zk.ErrNoNode
+			}
+		}
+		return data, stat, err
 	}
 	data, stat, ch, err := c.cfg.Conn.GetW(path)
+	if ew, can := c.cfg.Conn.(existsWatcher); can && errors.Is(err, zk.ErrNoAuth) {
+		c.noteUnreadable(st, path, "watching it for existence only")
+		var ok bool
+		data = nil
+		// If the node went meanwhile this watch waits for a creation that never
+		// comes (sequence numbers are not reused): one idle watch, no more.
+		ok, stat, ch, err = ew.ExistsW(path)
+		if err == nil && !ok {
+			err = zk.ErrNoNode
+		}
+	}
 	if err != nil {
 		return nil, nil, err
 	}
