@@ -50,9 +50,13 @@ type Conn interface {
 type Config struct {
 	// Conn is the ZooKeeper connection (Session.Conn). Required.
 	Conn Conn
-	// Events carries Conn's session events (Session.Events), read only by
-	// this Candidate. Required. A closed Events means the session is gone
-	// for good.
+	// Events carries Conn's session events (Session.Events). Required. A
+	// closed Events means the session is gone for good. Events only hasten
+	// what the candidate would do anyway: while it has no session it polls
+	// the session state every 100ms, so a lost event (zk.Connect's own
+	// channel has 6 slots and drops the rest; a channel shared with another
+	// reader loses what that reader takes) delays it, never stalls it.
+	// Session.Events loses nothing.
 	Events <-chan zk.Event
 	// Root is the parent of the "election" znode; "" gives /election,
 	// "zkv" gives /zkv/election. Missing parents are created (persistent).

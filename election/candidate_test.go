@@ -704,3 +704,34 @@ func TestUnreadablePredecessorStillWatched(t *testing.T) {
 	}
 	waitLeader(t, c, c)
 }
+
+// Liveness must not rest on a lossless Events channel: zk.Connect's own has 6 slots and
+// drops what does not fit. A leader that stepped down on Disconnected and never hears
+// HasSession used to stay first in line, not leading, forever.
+func TestLostHasSessionDoesNotStallElection(t *testing.T) {
+	srv := newFakeServer()
+	ms := joinAll(t, srv, "a", "b")
+	waitLeader(t, ms[0], ms...)
+	ms[0].conn.disconnect()
+	waitFor(t, "a to step down", func() bool { return !ms[0].c.View().Connected })
+	ms[0].conn.loseEvents(true)
+	ms[0].conn.reconnect()
+	waitLeader(t, ms[0], ms...)
+}
+
+// The same for a candidate waiting to register: Join waits for a session and must not
+// wait forever for an event that was lost.
+func TestJoinWithoutSessionEvent(t *testing.T) {
+	srv := newFakeServer()
+	m := newMember(t, srv, "a")
+	m.conn.disconnect()
+	waitFor(t, "a to see the disconnect", func() bool { return !m.c.View().Connected })
+	m.conn.loseEvents(true)
+	done := make(chan error, 1)
+	go func() { done <- m.c.Join(ctxT(t)) }()
+	waitFor(t, "the loop to take the Join", func() bool { return len(m.log.grep("joining the election")) > 0 })
+	m.conn.reconnect()
+	if err := <-done; err != nil {
+		t.Fatalf("Join: %v", err)
+	}
+}

@@ -41,7 +41,9 @@
 // go-zookeeper's event channel has a buffer of 6 and drops what does not
 // fit. Dial returns a Session whose Events channel is fed by an event
 // callback through an unbounded queue instead, and routes go-zookeeper's
-// log lines to log/slog.
+// log lines to log/slog. Liveness does not rest on it: events only hasten
+// what the candidate does anyway (it polls the session state while it has
+// none), so a lossy or shared Config.Events delays it, never stalls it.
 //
 // # Use
 //

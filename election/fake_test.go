@@ -42,6 +42,8 @@ type fakeConn struct {
 	events  chan zk.Event
 	watches []fakeWatch
 
+	dropEvents bool // session events are lost, as on a full zk.Connect channel
+
 	// Faults, consumed by the next matching call.
 	loseCreateReply bool // create the node, then disconnect and fail
 	stealOwner      bool // after the next create, make the node owned by another session
@@ -157,7 +159,16 @@ func (s *fakeServer) deleteLocked(p string) {
 }
 
 func (c *fakeConn) emit(state zk.State) {
-	c.events <- zk.Event{Type: zk.EventSession, State: state}
+	if !c.dropEvents {
+		c.events <- zk.Event{Type: zk.EventSession, State: state}
+	}
+}
+
+// loseEvents makes the session's events get lost (or not) from now on.
+func (c *fakeConn) loseEvents(lose bool) {
+	c.srv.mu.Lock()
+	defer c.srv.mu.Unlock()
+	c.dropEvents = lose
 }
 
 // disconnect drops the connection; the session and its watches survive.

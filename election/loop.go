@@ -14,8 +14,9 @@ const (
 	minBackoff = 50 * time.Millisecond
 	maxBackoff = 2 * time.Second
 	maxPasses  = 16
-	// sessionPoll is how often Close, waiting for a session to delete our
-	// nodes in, looks at the session state between events.
+	// sessionPoll is how often the candidate looks at the session state
+	// while it has no session: events may be lost (zk.Connect's channel
+	// drops what does not fit), so they only hasten what the poll does.
 	sessionPoll = 100 * time.Millisecond
 	// defaultSettleWait bounds that wait when the session timeout is unknown.
 	defaultSettleWait = 10 * time.Second
@@ -57,6 +58,7 @@ type loopState struct {
 
 	events      <-chan zk.Event
 	sessionGone bool
+	noSession   bool // the last pass found no session: set the watches again
 	dirty       bool
 	backoff     time.Duration
 	timer       *time.Timer
@@ -343,7 +345,15 @@ func (c *Candidate) reconcile(st *loopState) {
 	state, sid := c.cfg.Conn.State(), c.cfg.Conn.SessionID()
 	if state != zk.StateHasSession || sid == 0 {
 		c.suspend(st, "no zookeeper session")
-		return // the next session event brings us back
+		// The next session event brings us back, and so does this poll should
+		// that event be lost: Config.Events may be lossy, or shared.
+		st.noSession = true
+		st.timer.Reset(sessionPoll)
+		return
+	}
+	if st.noSession { // the connection broke, whether or not we heard of it
+		st.noSession = false
+		st.gen++
 	}
 	if st.node != "" && st.session != sid {
 		c.log.Warn("zookeeper session replaced: registering again",
