@@ -735,3 +735,32 @@ func TestJoinWithoutSessionEvent(t *testing.T) {
 		t.Fatalf("Join: %v", err)
 	}
 }
+
+// ZooKeeper's sequence counter is a signed 32-bit int: after 2147483647 comes
+// -2147483648, and after -1 comes 0 again. Past that second wrap, ordering negative
+// sequences after every non-negative one put the newest candidates first.
+func TestSortChildrenSecondWrap(t *testing.T) {
+	names := []string{"server0000000001", "server-000000001", "server0000000000", "server-000000002"}
+	var got []string
+	for _, k := range sortChildren(names) {
+		got = append(got, k.name)
+	}
+	want := []string{"server-000000002", "server-000000001", "server0000000000", "server0000000001"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("order\n got %v\nwant %v", got, want)
+	}
+}
+
+func TestSequenceSecondWrapElection(t *testing.T) {
+	srv := newFakeServer()
+	srv.setCounter("/election", -2)
+	ms := joinAll(t, srv, "a", "b", "c")
+	if got := ms[2].c.View().Self.Node; got != "/election/server0000000000" {
+		t.Fatalf("third node %q", got)
+	}
+	waitLeader(t, ms[0], ms...)
+	ms[0].c.Close()
+	waitLeader(t, ms[1], ms[1:]...)
+	ms[1].c.Close()
+	waitLeader(t, ms[2], ms[2])
+}

@@ -7,10 +7,11 @@
 //
 // Each candidate registers an EPHEMERAL_SEQUENTIAL znode
 // <Root>/election/server<10-digit sequence> whose data is the JSON
-// {"id","address","guid","meta"}. The smallest sequence leads. Sequences
-// are compared as numbers, never as strings, and ZooKeeper's signed 32-bit
-// counter is allowed to wrap: "server-2147483648" sorts after
-// "server2147483647".
+// {"id","address","guid","meta"}. The oldest sequence leads. Sequences
+// are compared as serial numbers (RFC 1982), never as strings, since
+// ZooKeeper's signed 32-bit counter wraps, and wraps again:
+// "server-2147483648" comes after "server2147483647", and "server0000000000"
+// after "server-000000001".
 //
 // A follower watches the node just before its own (its predecessor) so a
 // departure wakes only the next candidate in line (no herd effect): one
