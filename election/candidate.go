@@ -455,7 +455,10 @@ func (c *Candidate) Resign(ctx context.Context) error {
 
 // Refresh re-reads the election now and returns once the View reflects it.
 // A follower calls it when it has reason to think its View.Leader is stale:
-// a request from a newer epoch, or a leader that does not answer.
+// a request from a newer epoch, or a leader that does not answer. If the
+// reading failed it returns why (the candidate retries by itself): without a
+// session an error wrapping zk.ErrConnectionClosed, once the Session is
+// closed ErrNoSession.
 func (c *Candidate) Refresh(ctx context.Context) error {
 	return c.send(ctx, reqRefresh)
 }

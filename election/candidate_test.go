@@ -764,3 +764,25 @@ func TestSequenceSecondWrapElection(t *testing.T) {
 	ms[1].c.Close()
 	waitLeader(t, ms[2], ms[2])
 }
+
+// Refresh promises a View that reflects a fresh reading; when the reading fails it must
+// say so rather than return nil over a stale View.
+func TestRefreshReportsFailedRead(t *testing.T) {
+	srv := newFakeServer()
+	ms := joinAll(t, srv, "a", "b")
+	waitLeader(t, ms[0], ms...)
+	readErr := errors.New("fake: read refused")
+	ms[1].conn.failReads(readErr)
+	if err := ms[1].c.Refresh(ctxT(t)); !errors.Is(err, readErr) {
+		t.Fatalf("Refresh with failing reads: %v, want %v", err, readErr)
+	}
+	ms[1].conn.failReads(nil)
+	if err := ms[1].c.Refresh(ctxT(t)); err != nil {
+		t.Fatalf("Refresh: %v", err)
+	}
+	ms[1].conn.disconnect()
+	if err := ms[1].c.Refresh(ctxT(t)); !errors.Is(err, zk.ErrConnectionClosed) {
+		t.Fatalf("Refresh without a session: %v", err)
+	}
+	ms[1].conn.reconnect()
+}

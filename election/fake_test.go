@@ -42,7 +42,8 @@ type fakeConn struct {
 	events  chan zk.Event
 	watches []fakeWatch
 
-	dropEvents bool // session events are lost, as on a full zk.Connect channel
+	dropEvents bool  // session events are lost, as on a full zk.Connect channel
+	readFault  error // Children, ChildrenW, Get and GetW fail with it while set
 
 	// Faults, consumed by the next matching call.
 	loseCreateReply bool // create the node, then disconnect and fail
@@ -162,6 +163,13 @@ func (c *fakeConn) emit(state zk.State) {
 	if !c.dropEvents {
 		c.events <- zk.Event{Type: zk.EventSession, State: state}
 	}
+}
+
+// failReads makes the session's reads fail with err (nil: succeed again).
+func (c *fakeConn) failReads(err error) {
+	c.srv.mu.Lock()
+	defer c.srv.mu.Unlock()
+	c.readFault = err
 }
 
 // loseEvents makes the session's events get lost (or not) from now on.
@@ -300,6 +308,9 @@ func (c *fakeConn) Children(p string) ([]string, *zk.Stat, error) {
 	if err := c.check(); err != nil {
 		return nil, nil, err
 	}
+	if c.readFault != nil {
+		return nil, nil, c.readFault
+	}
 	n, ok := c.srv.nodes[p]
 	if !ok {
 		return nil, nil, zk.ErrNoNode
@@ -312,6 +323,9 @@ func (c *fakeConn) ChildrenW(p string) ([]string, *zk.Stat, <-chan zk.Event, err
 	defer c.srv.mu.Unlock()
 	if err := c.check(); err != nil {
 		return nil, nil, nil, err
+	}
+	if c.readFault != nil {
+		return nil, nil, nil, c.readFault
 	}
 	n, ok := c.srv.nodes[p]
 	if !ok {
@@ -327,6 +341,9 @@ func (c *fakeConn) Get(p string) ([]byte, *zk.Stat, error) {
 	defer c.srv.mu.Unlock()
 	if err := c.check(); err != nil {
 		return nil, nil, err
+	}
+	if c.readFault != nil {
+		return nil, nil, c.readFault
 	}
 	n, ok := c.srv.nodes[p]
 	if !ok {
@@ -361,6 +378,9 @@ func (c *fakeConn) GetW(p string) ([]byte, *zk.Stat, <-chan zk.Event, error) {
 	defer c.srv.mu.Unlock()
 	if err := c.check(); err != nil {
 		return nil, nil, nil, err
+	}
+	if c.readFault != nil {
+		return nil, nil, nil, c.readFault
 	}
 	n, ok := c.srv.nodes[p]
 	if !ok {

@@ -55,6 +55,7 @@ type loopState struct {
 	// tells us when it goes; the poll ticker re-reads the election.
 	polling   bool
 	refreshes []chan error // Refresh calls waiting for the next reconcile
+	passErr   error        // the first failure of the current pass (retry records it)
 
 	events      <-chan zk.Event
 	sessionGone bool
@@ -85,10 +86,11 @@ func (c *Candidate) run() {
 				c.retry(st, "reconcile", errors.New("election: tree kept changing"))
 				break
 			}
+			st.passErr = nil
 			c.reconcile(st)
 		}
 		for _, r := range st.refreshes {
-			r <- nil
+			r <- st.passErr // the View reflects the reading only if it worked
 		}
 		st.refreshes = nil
 		select {
@@ -334,6 +336,7 @@ func (c *Candidate) sessionTimeout() time.Duration {
 // after every event, watch, request and retry.
 func (c *Candidate) reconcile(st *loopState) {
 	if st.sessionGone {
+		st.passErr = ErrNoSession
 		c.failWaiters(st, ErrNoSession)
 		c.suspend(st, "session closed")
 		st.want = false
@@ -345,6 +348,7 @@ func (c *Candidate) reconcile(st *loopState) {
 	state, sid := c.cfg.Conn.State(), c.cfg.Conn.SessionID()
 	if state != zk.StateHasSession || sid == 0 {
 		c.suspend(st, "no zookeeper session")
+		st.passErr = errNoSessionNow
 		// The next session event brings us back, and so does this poll should
 		// that event be lost: Config.Events may be lossy, or shared.
 		st.noSession = true
@@ -397,8 +401,14 @@ func (c *Candidate) reconcile(st *loopState) {
 		c.retry(st, "follow", err)
 		return
 	}
-	st.backoff = 0
+	if st.passErr == nil {
+		st.backoff = 0
+	}
 }
+
+// errNoSessionNow is what a pass reports while the session is away (it may
+// come back; ErrNoSession is for a session gone for good).
+var errNoSessionNow = fmt.Errorf("election: no zookeeper session: %w", zk.ErrConnectionClosed)
 
 // lose forgets a node that died (or may die) with its session.
 func (c *Candidate) lose(st *loopState) {
@@ -438,7 +448,11 @@ func (c *Candidate) deleteStale(st *loopState) error {
 }
 
 // retry schedules another reconcile with exponential backoff.
+// The pass's first failure is kept for Refresh.
 func (c *Candidate) retry(st *loopState, what string, err error) {
+	if st.passErr == nil {
+		st.passErr = err
+	}
 	if st.backoff == 0 {
 		st.backoff = minBackoff
 	} else {
