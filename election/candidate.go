@@ -288,6 +288,12 @@ func (c *Candidate) Campaign(ctx context.Context) error {
 func (c *Candidate) View() View {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.current()
+}
+
+// current is the view as handed out: IsLeader only while the session that made
+// us leader holds, whether or not the loop has heard otherwise. Call with mu.
+func (c *Candidate) current() View {
 	v := c.view
 	v.IsLeader = v.IsLeader && c.sessionHolds()
 	return v
@@ -338,7 +344,9 @@ func (c *Candidate) CheckLeader(epoch int64) error {
 // change. The channel has a buffer of 1 and the latest view wins: a slow
 // reader may miss intermediate views but always receives the latest, and
 // the election never waits for a reader. It is closed when ctx ends or the
-// candidate is closed.
+// candidate is closed. A view's IsLeader passed the same check as IsLeader
+// when it was sent; it may have ended since: act on IsLeader, CheckLeader or
+// the Leading context, not on a view alone.
 func (c *Candidate) Observe(ctx context.Context) <-chan View {
 	ch := make(chan View, 1)
 	c.mu.Lock()
@@ -349,7 +357,7 @@ func (c *Candidate) Observe(ctx context.Context) <-chan View {
 	}
 	s := &subscriber{ch: ch}
 	c.subs[s] = struct{}{}
-	ch <- c.view
+	ch <- c.current()
 	c.wg.Add(1) // safe: the loop holds the count above zero until closed is set
 	go func() {
 		defer c.wg.Done()

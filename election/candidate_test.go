@@ -786,3 +786,23 @@ func TestRefreshReportsFailedRead(t *testing.T) {
 	}
 	ms[1].conn.reconnect()
 }
+
+// IsLeader is false as soon as the session is in doubt, before the loop hears of it; the
+// views Observe hands out must apply the same check, or a consumer acting on them leads
+// where IsLeader would refuse.
+func TestObserveAppliesSessionCheck(t *testing.T) {
+	srv := newFakeServer()
+	m := joinAll(t, srv, "a")[0]
+	if err := m.c.Campaign(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	m.conn.silentDisconnect()
+	if m.c.IsLeader() {
+		t.Fatal("IsLeader true without a session")
+	}
+	if v := <-m.c.Observe(ctxT(t)); v.IsLeader {
+		t.Fatalf("Observe without a session: %+v", v)
+	}
+	m.conn.reconnect()
+	waitFor(t, "leading again", m.c.IsLeader)
+}

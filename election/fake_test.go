@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/zkv-dev/zkv/zk"
 )
@@ -185,6 +186,14 @@ func (c *fakeConn) disconnect() {
 	defer c.srv.mu.Unlock()
 	c.state = zk.StateDisconnected
 	c.emit(zk.StateDisconnected)
+}
+
+// silentDisconnect drops the connection without telling the client's event stream,
+// as when the event is lost or still on its way: only State shows it.
+func (c *fakeConn) silentDisconnect() {
+	c.srv.mu.Lock()
+	defer c.srv.mu.Unlock()
+	c.state = zk.StateDisconnected
 }
 
 // reconnect restores the same session.
@@ -428,6 +437,12 @@ func (c *fakeConn) SessionID() int64 {
 	defer c.srv.mu.Unlock()
 	return c.sid
 }
+
+// SessionTimeout is the timeout the fake grants every session; the election reads it
+// through an optional interface, as it does *zk.Conn's.
+func (c *fakeConn) SessionTimeout() time.Duration { return fakeSessionTimeout }
+
+const fakeSessionTimeout = time.Second
 
 func (c *fakeConn) State() zk.State {
 	c.srv.mu.Lock()

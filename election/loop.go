@@ -839,12 +839,13 @@ func (c *Candidate) publish(edit func(*View)) {
 		return
 	}
 	c.view = v
+	out := c.current()
 	for s := range c.subs {
 		select {
 		case <-s.ch:
 		default:
 		}
-		s.ch <- v
+		s.ch <- out
 	}
 	close(c.changed)
 	c.changed = make(chan struct{})
