@@ -70,7 +70,9 @@ type Config struct {
 	// ACL applies to every znode created; default zk.WorldACL(zk.PermAll).
 	// See DigestACL.
 	ACL []zk.ACL
-	// Logger receives the election's events; discarded when nil.
+	// Logger receives the election's events; discarded when nil. Its
+	// handler may call the Candidate (e.g. IsLeader to tag each line): the
+	// candidate never logs while holding its lock.
 	Logger *slog.Logger
 	// LeaderPoll is how often a follower that is not next in line re-reads
 	// who leads. Such a follower holds no watch on the leader's node (only

@@ -4,9 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/zkv-dev/zkv/zk"
 )
@@ -805,4 +808,63 @@ func TestObserveAppliesSessionCheck(t *testing.T) {
 	}
 	m.conn.reconnect()
 	waitFor(t, "leading again", m.c.IsLeader)
+}
+
+// leaderAttr is a slog.Handler that asks the candidate whether it leads, as a handler
+// adding a "leader" attribute to every line would. If the candidate logs while holding
+// its lock, IsLeader cannot return: the probe gives up after a second and says so.
+type leaderAttr struct {
+	slog.Handler
+	probe *leaderProbe
+}
+
+type leaderProbe struct {
+	c     atomic.Pointer[Candidate]
+	stuck atomic.Int32
+}
+
+func (h leaderAttr) Handle(ctx context.Context, r slog.Record) error {
+	if c := h.probe.c.Load(); c != nil {
+		done := make(chan bool, 1)
+		go func() { done <- c.IsLeader() }()
+		select {
+		case leading := <-done:
+			r.AddAttrs(slog.Bool("leader", leading))
+		case <-time.After(time.Second):
+			h.probe.stuck.Add(1) // the goroutine ends once the lock is free
+		}
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h leaderAttr) WithAttrs(as []slog.Attr) slog.Handler {
+	return leaderAttr{h.Handler.WithAttrs(as), h.probe}
+}
+
+func (h leaderAttr) WithGroup(name string) slog.Handler {
+	return leaderAttr{h.Handler.WithGroup(name), h.probe}
+}
+
+func TestLogHandlerMayCallIsLeader(t *testing.T) {
+	srv := newFakeServer()
+	conn := srv.connect()
+	defer conn.close()
+	base, _ := testLogger(t)
+	probe := &leaderProbe{}
+	c, err := New(Config{Conn: conn, Events: conn.events, ID: "a",
+		Logger: slog.New(leaderAttr{base.Handler(), probe})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	probe.c.Store(c)
+	if err := c.Campaign(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Resign(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if n := probe.stuck.Load(); n > 0 {
+		t.Fatalf("%d log lines were written under the candidate's lock (IsLeader blocked)", n)
+	}
 }

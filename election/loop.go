@@ -788,11 +788,13 @@ func (c *Candidate) watch(st *loopState, slot *watchSlot, path, role string) ([]
 }
 
 // lead claims leadership (idempotent) and publishes it, with members when they are new.
+//
+// Nothing logs under mu: a slog handler may call IsLeader.
 func (c *Candidate) lead(self Member, epoch, sid int64, members []Member) {
 	c.mu.Lock()
-	if !c.view.IsLeader {
+	became := !c.view.IsLeader
+	if became {
 		c.leadCtx, c.leadCancel = context.WithCancel(context.Background())
-		c.log.Info("became leader", "epoch", epoch, "node", self.Node, "session", sessionHex(sid))
 	}
 	c.leaderSession = sid
 	c.mu.Unlock()
@@ -802,20 +804,23 @@ func (c *Candidate) lead(self Member, epoch, sid int64, members []Member) {
 			v.Members = members
 		}
 	})
+	if became {
+		c.log.Info("became leader", "epoch", epoch, "node", self.Node, "session", sessionHex(sid))
+	}
 }
 
 // stepDown ends our leadership, if any.
 func (c *Candidate) stepDown(why string) {
 	c.mu.Lock()
-	was := c.view.IsLeader
+	was, epoch := c.view.IsLeader, c.view.Epoch
 	if was {
 		c.leadCancel()
 		c.leadCtx, c.leadCancel = cancelledCtx, nil
-		c.log.Info("stepped down", "why", why, "epoch", c.view.Epoch)
 	}
 	c.mu.Unlock()
 	if was {
 		c.publish(func(v *View) { v.IsLeader, v.Members = false, nil })
+		c.log.Info("stepped down", "why", why, "epoch", epoch)
 	}
 }
 
