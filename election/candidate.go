@@ -74,12 +74,10 @@ type Config struct {
 	// handler may call the Candidate (e.g. IsLeader to tag each line): the
 	// candidate never logs while holding its lock.
 	Logger *slog.Logger
-	// LeaderPoll is how often a follower that is not next in line re-reads
-	// who leads. Such a follower holds no watch on the leader's node (only
-	// on its predecessor), so a leader's death notifies one candidate, not
-	// all of them: no herd effect. It learns of the new leader from this
-	// poll, from its own predecessor's watch, or at once through Refresh.
-	// Default 1s; negative disables the poll.
+	// LeaderPoll, when positive, re-reads the election that often as well,
+	// as a backstop. Default (0) and negative: no poll. Followers need none:
+	// each watches its predecessor, and one further down the line watches
+	// the leader too, so it learns of a new leader at once.
 	LeaderPoll time.Duration
 }
 
@@ -91,9 +89,6 @@ func (cfg *Config) validate() error {
 		return fmt.Errorf("%w: Events is required", ErrInvalidConfig)
 	case cfg.ID == "":
 		return fmt.Errorf("%w: ID is required", ErrInvalidConfig)
-	}
-	if cfg.LeaderPoll == 0 {
-		cfg.LeaderPoll = defaultLeaderPoll
 	}
 	if err := validPath(electionDir(cfg.Root)); err != nil {
 		return fmt.Errorf("%w: Root %q: %v", ErrInvalidConfig, cfg.Root, err)
@@ -187,8 +182,6 @@ const (
 	reqResign
 	reqRefresh
 )
-
-const defaultLeaderPoll = time.Second
 
 type request struct {
 	kind  requestKind

@@ -120,16 +120,18 @@ func TestRootCreatesParents(t *testing.T) {
 	}
 }
 
-func TestOnlyDirectSuccessorWatches(t *testing.T) {
+// Watches: the leader holds one on its own node, each follower one on its predecessor, and a
+// follower further down the line one more, on the leader's node, so that it learns of a new
+// leader at once (no poll). A departure in the middle wakes only its successor; only the
+// leader's departure wakes every follower, once each.
+func TestWatchLayout(t *testing.T) {
 	srv := newFakeServer()
 	ms := joinAll(t, srv, "a", "b", "c", "d")
 	waitLeader(t, ms[0], ms...)
 	n := func(i int) string { return ms[i].c.View().Self.Node }
 	nodes := []string{n(0), n(1), n(2), n(3)}
 
-	// One watch per candidate: the leader on its own node, each follower
-	// on its predecessor. Nobody else watches the leader (no herd).
-	want := map[string]int{nodes[0]: 2, nodes[1]: 1, nodes[2]: 1}
+	want := map[string]int{nodes[0]: 4, nodes[1]: 1, nodes[2]: 1}
 	waitFor(t, "watch layout", func() bool { return mapsEqual(srv.watchCounts(), want) })
 	epoch := ms[0].c.View().Epoch
 
@@ -140,16 +142,9 @@ func TestOnlyDirectSuccessorWatches(t *testing.T) {
 	if e := ms[1].c.View().Epoch; e <= epoch {
 		t.Fatalf("epoch %d after %d", e, epoch)
 	}
-	want = map[string]int{nodes[1]: 2, nodes[2]: 1}
+	// b on its own node, c on b (predecessor and leader: one watch), d on b and on c.
+	want = map[string]int{nodes[1]: 3, nodes[2]: 1}
 	waitFor(t, "watch layout after failover", func() bool { return mapsEqual(srv.watchCounts(), want) })
-	// d holds no watch on b: it learns of the new leader by Refresh (or
-	// the poll), never from a watch on the old leader.
-	if err := ms[3].c.Refresh(ctxT(t)); err != nil {
-		t.Fatal(err)
-	}
-	if v := ms[3].c.View(); v.Leader.Node != nodes[1] || v.Epoch <= epoch {
-		t.Fatalf("d after Refresh sees %+v", v)
-	}
 	if got := srv.children("/election"); len(got) != 3 {
 		t.Fatalf("children after close %v", got)
 	}
@@ -866,5 +861,42 @@ func TestLogHandlerMayCallIsLeader(t *testing.T) {
 	}
 	if n := probe.stuck.Load(); n > 0 {
 		t.Fatalf("%d log lines were written under the candidate's lock (IsLeader blocked)", n)
+	}
+}
+
+// O(N²) polling: every follower not next in line re-read the leader every LeaderPoll, so
+// an idle election of N cost ZooKeeper N reads a second, and with the poll off such a
+// follower never learned of a new leader. It now follows the leader with a watch.
+func TestFollowersWatchLeaderWithoutPolling(t *testing.T) {
+	srv := newFakeServer()
+	var ms []member
+	for _, id := range []string{"a", "b", "c", "d"} {
+		m := newMemberWith(t, srv, id, func(cfg *Config) { cfg.LeaderPoll = -1 })
+		if err := m.c.Join(ctxT(t)); err != nil {
+			t.Fatal(err)
+		}
+		ms = append(ms, m)
+	}
+	waitLeader(t, ms[0], ms...)
+	if err := ms[0].c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitLeader(t, ms[1], ms[1:]...)
+}
+
+// An idle election costs ZooKeeper nothing on the followers' side, whatever their place.
+func TestIdleFollowersDoNotPoll(t *testing.T) {
+	srv := newFakeServer()
+	ms := joinAll(t, srv, "a", "b", "c", "d", "e")
+	waitLeader(t, ms[0], ms...)
+	before := make([]int, len(ms))
+	for i, m := range ms {
+		before[i] = m.conn.opCount()
+	}
+	time.Sleep(1500 * time.Millisecond) // longer than the old default LeaderPoll (1s)
+	for i, m := range ms[1:] {
+		if n := m.conn.opCount() - before[i+1]; n != 0 {
+			t.Errorf("%s made %d ZooKeeper calls while nothing changed", m.c.cfg.ID, n)
+		}
 	}
 }

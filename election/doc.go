@@ -14,13 +14,15 @@
 // after "server-000000001".
 //
 // A follower watches the node just before its own (its predecessor) so a
-// departure wakes only the next candidate in line (no herd effect): one
-// watch per candidate. A follower further down the line reads the leader's
-// node without a watch and re-reads it every Config.LeaderPoll, or at once
-// when its owner calls Candidate.Refresh. The leader watches
-// its own node, so it steps down at once if an operator deletes it. After
+// departure in the middle of the line wakes only the next candidate (no herd
+// effect). A follower further down the line also watches the leader's node,
+// so it learns of a new leader at once without polling: an idle election
+// costs ZooKeeper nothing, and a leader's departure wakes each follower
+// once. That is one watch per candidate next to the leader and two further
+// down. The leader watches its own node, so it steps down at once if an
+// operator deletes it, and the election's children, for View.Members. After
 // every watch event, EventNotWatching and reconnect the candidate lists the
-// children again.
+// children again; Candidate.Refresh does so on demand.
 //
 // Safety follows Curator:
 //   - creation is protected: a GUID in the data finds a node whose create

@@ -43,6 +43,7 @@ type fakeConn struct {
 	events  chan zk.Event
 	watches []fakeWatch
 
+	ops        int   // ZooKeeper calls made (State and SessionID are local, not counted)
 	dropEvents bool  // session events are lost, as on a full zk.Connect channel
 	readFault  error // Children, ChildrenW, Get and GetW fail with it while set
 
@@ -166,6 +167,13 @@ func (c *fakeConn) emit(state zk.State) {
 	}
 }
 
+// opCount returns how many ZooKeeper calls the session has made.
+func (c *fakeConn) opCount() int {
+	c.srv.mu.Lock()
+	defer c.srv.mu.Unlock()
+	return c.ops
+}
+
 // failReads makes the session's reads fail with err (nil: succeed again).
 func (c *fakeConn) failReads(err error) {
 	c.srv.mu.Lock()
@@ -273,6 +281,7 @@ func (c *fakeConn) stat(n *fakeNode) *zk.Stat {
 func (c *fakeConn) Create(p string, data []byte, flags int32, _ []zk.ACL) (string, error) {
 	c.srv.mu.Lock()
 	defer c.srv.mu.Unlock()
+	c.ops++
 	if err := c.check(); err != nil {
 		return "", err
 	}
@@ -314,6 +323,7 @@ func (c *fakeConn) Create(p string, data []byte, flags int32, _ []zk.ACL) (strin
 func (c *fakeConn) Children(p string) ([]string, *zk.Stat, error) {
 	c.srv.mu.Lock()
 	defer c.srv.mu.Unlock()
+	c.ops++
 	if err := c.check(); err != nil {
 		return nil, nil, err
 	}
@@ -330,6 +340,7 @@ func (c *fakeConn) Children(p string) ([]string, *zk.Stat, error) {
 func (c *fakeConn) ChildrenW(p string) ([]string, *zk.Stat, <-chan zk.Event, error) {
 	c.srv.mu.Lock()
 	defer c.srv.mu.Unlock()
+	c.ops++
 	if err := c.check(); err != nil {
 		return nil, nil, nil, err
 	}
@@ -348,6 +359,7 @@ func (c *fakeConn) ChildrenW(p string) ([]string, *zk.Stat, <-chan zk.Event, err
 func (c *fakeConn) Get(p string) ([]byte, *zk.Stat, error) {
 	c.srv.mu.Lock()
 	defer c.srv.mu.Unlock()
+	c.ops++
 	if err := c.check(); err != nil {
 		return nil, nil, err
 	}
@@ -369,6 +381,7 @@ func (c *fakeConn) Get(p string) ([]byte, *zk.Stat, error) {
 func (c *fakeConn) ExistsW(p string) (bool, *zk.Stat, <-chan zk.Event, error) {
 	c.srv.mu.Lock()
 	defer c.srv.mu.Unlock()
+	c.ops++
 	if err := c.check(); err != nil {
 		return false, nil, nil, err
 	}
@@ -385,6 +398,7 @@ func (c *fakeConn) ExistsW(p string) (bool, *zk.Stat, <-chan zk.Event, error) {
 func (c *fakeConn) GetW(p string) ([]byte, *zk.Stat, <-chan zk.Event, error) {
 	c.srv.mu.Lock()
 	defer c.srv.mu.Unlock()
+	c.ops++
 	if err := c.check(); err != nil {
 		return nil, nil, nil, err
 	}
@@ -406,6 +420,7 @@ func (c *fakeConn) GetW(p string) ([]byte, *zk.Stat, <-chan zk.Event, error) {
 func (c *fakeConn) Exists(p string) (bool, *zk.Stat, error) {
 	c.srv.mu.Lock()
 	defer c.srv.mu.Unlock()
+	c.ops++
 	if err := c.check(); err != nil {
 		return false, nil, err
 	}
@@ -419,6 +434,7 @@ func (c *fakeConn) Exists(p string) (bool, *zk.Stat, error) {
 func (c *fakeConn) Delete(p string, _ int32) error {
 	c.srv.mu.Lock()
 	defer c.srv.mu.Unlock()
+	c.ops++
 	if err := c.check(); err != nil {
 		return err
 	}

@@ -46,16 +46,14 @@ type loopState struct {
 
 	gen  uint64    // bumped whenever the connection breaks
 	pred watchSlot // our predecessor, or our own node while leading
+	lead watchSlot // the leader, while it is not our predecessor
 	kids watchSlot // the election's children, while leading (View.Members)
 	// membersStale: the last reading of the members failed; read them again
 	// even though the children watch has not fired.
 	membersStale bool
 	unreadable   map[string]bool // nodes we may not read, logged once each
-	// polling: we follow a leader that is not our predecessor, so nothing
-	// tells us when it goes; the poll ticker re-reads the election.
-	polling   bool
-	refreshes []chan error // Refresh calls waiting for the next reconcile
-	passErr   error        // the first failure of the current pass (retry records it)
+	refreshes    []chan error    // Refresh calls waiting for the next reconcile
+	passErr      error           // the first failure of the current pass (retry records it)
 
 	events      <-chan zk.Event
 	sessionGone bool
@@ -109,14 +107,16 @@ func (c *Candidate) run() {
 			c.log.Debug("watch fired", "node", st.pred.path, "type", ev.Type.String(), "err", ev.Err)
 			st.pred.clear()
 			st.dirty = true
+		case ev := <-st.lead.ch:
+			c.log.Debug("leader watch fired", "node", st.lead.path, "type", ev.Type.String(), "err", ev.Err)
+			st.lead.clear()
+			st.dirty = true
 		case ev := <-st.kids.ch:
 			c.log.Debug("members changed", "type", ev.Type.String(), "err", ev.Err)
 			st.kids.clear()
 			st.dirty = true
 		case <-poll:
-			if st.polling {
-				st.dirty = true
-			}
+			st.dirty = st.node != ""
 		case req := <-c.reqs:
 			c.handleRequest(st, req)
 		case <-st.timer.C:
@@ -193,9 +193,9 @@ func (c *Candidate) resign(st *loopState, why string, waiterErr error) error {
 	c.failWaiters(st, waiterErr)
 	c.stepDown(why)
 	st.pred.clear()
+	st.lead.clear()
 	st.kids.clear()
 	st.membersStale = false
-	st.polling = false
 	var err error
 	if st.node != "" && (st.sessionGone || c.cfg.Conn.State() != zk.StateHasSession) {
 		// Without a session a delete would wait for one (go-zookeeper queues it);
@@ -417,8 +417,8 @@ func (c *Candidate) lose(st *loopState) {
 		st.node = ""
 	}
 	st.pred.clear()
+	st.lead.clear()
 	st.kids.clear()
-	st.polling = false
 	c.publish(func(v *View) { v.Self = c.selfMember("", 0) })
 }
 
@@ -593,9 +593,11 @@ func (c *Candidate) follow(st *loopState, sid int64) error {
 		st.dirty = true
 		return nil
 	}
-	st.polling = idx > 1
 	if idx == 0 {
-		data, stat, err := c.watch(st, &st.pred, st.node, "own node")
+		st.lead.clear()
+		r := c.readWatched(st.pred, st.gen, st.node)
+		c.keepWatch(st, &st.pred, st.node, "own node", r)
+		data, stat, err := r.data, r.stat, r.err
 		if errors.Is(err, zk.ErrNoNode) {
 			st.dirty = true // deleted since the listing: the next pass re-registers
 			return nil
@@ -629,57 +631,43 @@ func (c *Candidate) follow(st *loopState, sid int64) error {
 	}
 	st.kids.clear()
 
-	pred := kids[idx-1]
-	// Not our turn next: read the leader without a watch, so its death wakes only
-	// its successor (no herd); the poll and Refresh keep View.Leader fresh. The
-	// read goes out beside the predecessor's, one round trip for both.
-	type read struct {
-		data []byte
-		stat *zk.Stat
-		err  error
+	pred, leaderPath := kids[idx-1], c.dir+"/"+kids[0].name
+	predPath := c.dir + "/" + pred.name
+	if idx == 1 { // the leader is our predecessor: one watch does for both
+		moveWatch(&st.pred, &st.lead, predPath)
+		st.lead.clear()
 	}
-	var lead chan read
+	// Further down the line we watch the leader as well as our predecessor, so a
+	// new leader is known at once, with no poll. The predecessor's watch alone
+	// tells us when our turn comes; the leader's fires only when the leader
+	// goes, once per follower per leader change. Both reads go out together,
+	// one round trip (go-zookeeper pipelines them).
+	var leaderRead chan nodeRead
 	if idx > 1 {
-		lead = make(chan read, 1)
-		go func() {
-			data, stat, err := c.cfg.Conn.Get(c.dir + "/" + kids[0].name)
-			lead <- read{data, stat, err}
-		}()
+		leaderRead = make(chan nodeRead, 1)
+		w, gen := st.lead, st.gen
+		go func() { leaderRead <- c.readWatched(w, gen, leaderPath) }()
 	}
-	pdata, pstat, err := c.watch(st, &st.pred, c.dir+"/"+pred.name, "predecessor")
-	var lr read
-	if lead != nil {
-		lr = <-lead // always received: the goroutine never outlives this call
+	pr := c.readWatched(st.pred, st.gen, predPath)
+	lr := pr
+	if leaderRead != nil {
+		lr = <-leaderRead // always received: the goroutine never outlives this call
+		c.keepWatch(st, &st.lead, leaderPath, "leader", lr)
 	}
-	if errors.Is(err, zk.ErrNoNode) {
+	c.keepWatch(st, &st.pred, predPath, "predecessor", pr)
+	if errors.Is(pr.err, zk.ErrNoNode) || errors.Is(lr.err, zk.ErrNoNode) {
 		st.dirty = true // it left between the listing and now: list again
 		return nil
 	}
-	if err != nil {
-		return fmt.Errorf("election: watch %s/%s: %w", c.dir, pred.name, err)
+	if pr.err != nil {
+		return fmt.Errorf("election: watch %s: %w", predPath, pr.err)
 	}
-	ldata, lstat := pdata, pstat
-	if idx > 1 {
-		ldata, lstat, err = lr.data, lr.stat, lr.err
-		if errors.Is(err, zk.ErrNoAuth) { // who leads is still known: its node's path
-			c.noteUnreadable(st, c.dir+"/"+kids[0].name, "the leader's id and address stay unknown")
-			ldata = nil
-			var ok bool
-			ok, lstat, err = c.cfg.Conn.Exists(c.dir + "/" + kids[0].name)
-			if err == nil && !ok {
-				err = zk.ErrNoNode
-			}
-		}
-		if errors.Is(err, zk.ErrNoNode) {
-			st.dirty = true
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("election: read %s/%s: %w", c.dir, kids[0].name, err)
-		}
+	if lr.err != nil {
+		return fmt.Errorf("election: watch %s: %w", leaderPath, lr.err)
 	}
+	ldata, lstat := lr.data, lr.stat
 	leader, _, derr := memberFrom(c.dir, kids[0], ldata)
-	if derr != nil && ldata != nil {
+	if derr != nil && !lr.denied {
 		c.log.Warn("unreadable leader node", "node", leader.Node, "err", derr)
 	}
 	c.stepDown("another node precedes ours")
@@ -746,45 +734,70 @@ type existsWatcher interface {
 	ExistsW(path string) (bool, *zk.Stat, <-chan zk.Event, error)
 }
 
-// watch reads path and keeps one watch on it in slot, reusing the watch
-// already there (unless the connection broke since) rather than piling up
-// another.
+// nodeRead is the outcome of reading one node and keeping a watch on it.
+type nodeRead struct {
+	data   []byte
+	stat   *zk.Stat
+	ch     <-chan zk.Event // a new watch; nil when the slot's watch stands
+	denied bool            // we may not read it (nil data): ch is an exists-watch
+	err    error
+}
+
+// readWatched reads path and sets a watch on it, unless w, the slot's watch,
+// already stands on it (same path, set since the connection last broke): then
+// a plain read, rather than piling up another watch. It touches no loop
+// state, so two can run at once.
 //
 // A node we may not read (zk.ErrNoAuth) is watched with an exists-watch when
-// the Conn has ExistsW, and returned with nil data: its owner is a candidate
-// like any other, whose ACL lacks our identity (digest ACLs rolling out).
-func (c *Candidate) watch(st *loopState, slot *watchSlot, path, role string) ([]byte, *zk.Stat, error) {
-	if slot.ch != nil && slot.path == path && slot.gen == st.gen {
+// the Conn has ExistsW: its owner is a candidate like any other, whose ACL
+// lacks our identity (digest ACLs rolling out).
+func (c *Candidate) readWatched(w watchSlot, gen uint64, path string) nodeRead {
+	if w.ch != nil && w.path == path && w.gen == gen {
 		data, stat, err := c.cfg.Conn.Get(path)
-		if errors.Is(err, zk.ErrNoAuth) {
-			var ok bool
-			ok, stat, err = c.cfg.Conn.Exists(path)
-			if err == nil && !ok {
-				err = zk.ErrNoNode
-			}
+		if !errors.Is(err, zk.ErrNoAuth) {
+			return nodeRead{data: data, stat: stat, err: err}
 		}
-		return data, stat, err
-	}
-	data, stat, ch, err := c.cfg.Conn.GetW(path)
-	if ew, can := c.cfg.Conn.(existsWatcher); can && errors.Is(err, zk.ErrNoAuth) {
-		c.noteUnreadable(st, path, "watching it for existence only")
-		var ok bool
-		data = nil
-		// If the node went meanwhile this watch waits for a creation that never
-		// comes (sequence numbers are not reused): one idle watch, no more.
-		ok, stat, ch, err = ew.ExistsW(path)
+		ok, stat, err := c.cfg.Conn.Exists(path)
 		if err == nil && !ok {
 			err = zk.ErrNoNode
 		}
+		return nodeRead{stat: stat, denied: true, err: err}
 	}
-	if err != nil {
-		return nil, nil, err
+	data, stat, ch, err := c.cfg.Conn.GetW(path)
+	ew, can := c.cfg.Conn.(existsWatcher)
+	if !can || !errors.Is(err, zk.ErrNoAuth) {
+		return nodeRead{data: data, stat: stat, ch: ch, err: err}
+	}
+	// If the node went meanwhile, this watch waits for a creation that never
+	// comes (sequence numbers are not reused): one idle watch, no more.
+	ok, stat, ch, err := ew.ExistsW(path)
+	if err == nil && !ok {
+		err = zk.ErrNoNode
+	}
+	return nodeRead{stat: stat, ch: ch, denied: true, err: err}
+}
+
+// keepWatch puts r's new watch, if any, in slot.
+func (c *Candidate) keepWatch(st *loopState, slot *watchSlot, path, role string, r nodeRead) {
+	if r.denied {
+		c.noteUnreadable(st, path, "watching it for existence only")
+	}
+	if r.err != nil || r.ch == nil {
+		return
 	}
 	if slot.path != path {
 		c.log.Info("watching "+role, "watched", path, "node", st.node)
 	}
-	*slot = watchSlot{path: path, ch: ch, gen: st.gen}
-	return data, stat, nil
+	*slot = watchSlot{path: path, ch: r.ch, gen: st.gen}
+}
+
+// moveWatch hands from's watch to to when it stands on path and to's does
+// not: a watch ZooKeeper holds cannot be removed, so reuse it.
+func moveWatch(to, from *watchSlot, path string) {
+	if from.ch != nil && from.path == path && (to.ch == nil || to.path != path || to.gen != from.gen) {
+		*to = *from
+		from.clear()
+	}
 }
 
 // lead claims leadership (idempotent) and publishes it, with members when they are new.
