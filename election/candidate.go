@@ -253,28 +253,50 @@ func (c *Candidate) Join(ctx context.Context) error {
 
 // Campaign joins (see Join) and then waits until this candidate leads. If ctx
 // ends first it returns ctx's error and the candidate stays in the election,
-// as with Curator's LeaderLatch.await; call Resign to withdraw.
+// as with Curator's LeaderLatch.await; call Resign to withdraw. CampaignTerm
+// also says which leadership it won.
 func (c *Candidate) Campaign(ctx context.Context) error {
+	_, err := c.CampaignTerm(ctx)
+	return err
+}
+
+// Term is one leadership of a candidate, from its claim to its end.
+type Term struct {
+	// Ctx is cancelled when this leadership ends: on Resign or Close, when
+	// the session is in doubt or the lease runs out (see IsLeader), when
+	// our node goes. Work done as the leader should run under it.
+	Ctx context.Context
+	// Epoch is the leader node's czxid (View.Epoch): it grows from one
+	// leader to the next, so it can fence a deposed leader's writes.
+	Epoch int64
+	// Node is our znode, e.g. /election/server0000000007.
+	Node string
+}
+
+// CampaignTerm is Campaign returning the Term it won. A Term whose Ctx is
+// already done may come back if the leadership ended in the meantime.
+func (c *Candidate) CampaignTerm(ctx context.Context) (Term, error) {
 	if err := c.Join(ctx); err != nil {
-		return err
+		return Term{}, err
 	}
 	for {
 		c.mu.Lock()
 		leading := c.view.IsLeader && c.sessionHolds()
+		term := Term{Ctx: c.leadCtx, Epoch: c.view.Epoch, Node: c.view.Self.Node}
 		closed, want, changed := c.closed, c.want, c.changed
 		c.mu.Unlock()
 		switch {
 		case closed:
-			return ErrClosed
+			return Term{}, ErrClosed
 		case leading:
-			return nil
+			return term, nil
 		case !want:
-			return ErrResigned
+			return Term{}, ErrResigned
 		}
 		select {
 		case <-changed:
 		case <-ctx.Done():
-			return ctx.Err()
+			return Term{}, ctx.Err()
 		}
 	}
 }
