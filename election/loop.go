@@ -811,15 +811,15 @@ func (c *Candidate) lead(self Member, epoch, sid int64, members []Member) {
 	}
 	c.leaderSession = sid
 	c.mu.Unlock()
+	if became { // logged before the view goes out, so it precedes what the view sets off
+		c.log.Info("became leader", "epoch", epoch, "node", self.Node, "session", sessionHex(sid))
+	}
 	c.publish(func(v *View) {
 		v.Self, v.Leader, v.Epoch, v.IsLeader, v.Connected = self, self, epoch, true, true
 		if members != nil {
 			v.Members = members
 		}
 	})
-	if became {
-		c.log.Info("became leader", "epoch", epoch, "node", self.Node, "session", sessionHex(sid))
-	}
 }
 
 // stepDown ends our leadership, if any.
@@ -832,8 +832,8 @@ func (c *Candidate) stepDown(why string) {
 	}
 	c.mu.Unlock()
 	if was {
-		c.publish(func(v *View) { v.IsLeader, v.Members = false, nil })
 		c.log.Info("stepped down", "why", why, "epoch", epoch)
+		c.publish(func(v *View) { v.IsLeader, v.Members = false, nil })
 	}
 }
 
