@@ -74,6 +74,12 @@ type Config struct {
 	// handler may call the Candidate (e.g. IsLeader to tag each line): the
 	// candidate never logs while holding its lock.
 	Logger *slog.Logger
+	// SessionTimeout is the session timeout the server granted, for a Conn
+	// that cannot tell it: the Conn's own SessionTimeout method, when it has
+	// one (*zk.Conn of github.com/zkv-dev/zkv/zk does), wins. It sizes the
+	// leader's lease (see IsLeader) and how long Close waits for a session;
+	// zero with such a Conn: no lease. Never set it above the granted one.
+	SessionTimeout time.Duration
 	// LeaderPoll, when positive, re-reads the election that often as well,
 	// as a backstop. Default (0) and negative: no poll. Followers need none:
 	// each watches its predecessor, and one further down the line watches
@@ -160,6 +166,9 @@ type Candidate struct {
 	wg        sync.WaitGroup
 
 	mu            sync.Mutex
+	leaseUntil    time.Time   // zero: no lease (not leading, or no session timeout known)
+	leaseTimer    *time.Timer // cancels leadCtx when the lease runs out
+	leaseLost     chan struct{}
 	view          View
 	changed       chan struct{} // closed and replaced on every new view
 	leadCtx       context.Context
@@ -219,17 +228,18 @@ func New(cfg Config) (*Candidate, error) {
 		return nil, fmt.Errorf("election: encode node data: %w", err)
 	}
 	c := &Candidate{
-		cfg:     cfg,
-		log:     logger.With("candidate", cfg.ID),
-		dir:     electionDir(cfg.Root),
-		guid:    guid,
-		data:    data,
-		acl:     cfg.ACL,
-		reqs:    make(chan request),
-		stop:    make(chan struct{}),
-		changed: make(chan struct{}),
-		subs:    make(map[*subscriber]struct{}),
-		leadCtx: cancelledCtx,
+		cfg:       cfg,
+		log:       logger.With("candidate", cfg.ID),
+		dir:       electionDir(cfg.Root),
+		guid:      guid,
+		data:      data,
+		acl:       cfg.ACL,
+		reqs:      make(chan request),
+		stop:      make(chan struct{}),
+		changed:   make(chan struct{}),
+		subs:      make(map[*subscriber]struct{}),
+		leadCtx:   cancelledCtx,
+		leaseLost: make(chan struct{}, 1),
 	}
 	c.view = View{Self: c.selfMember("", 0)}
 	c.wg.Add(1)
@@ -281,7 +291,7 @@ func (c *Candidate) CampaignTerm(ctx context.Context) (Term, error) {
 	}
 	for {
 		c.mu.Lock()
-		leading := c.view.IsLeader && c.sessionHolds()
+		leading := c.view.IsLeader && c.holds()
 		term := Term{Ctx: c.leadCtx, Epoch: c.view.Epoch, Node: c.view.Self.Node}
 		closed, want, changed := c.closed, c.want, c.changed
 		c.mu.Unlock()
@@ -312,22 +322,33 @@ func (c *Candidate) View() View {
 // us leader holds, whether or not the loop has heard otherwise. Call with mu.
 func (c *Candidate) current() View {
 	v := c.view
-	v.IsLeader = v.IsLeader && c.sessionHolds()
+	v.IsLeader = v.IsLeader && c.holds()
 	return v
 }
 
-// sessionHolds reports whether the session that made us leader is still in
-// good standing right now, ahead of the loop hearing about it. Call with mu.
-func (c *Candidate) sessionHolds() bool {
-	return c.cfg.Conn.State() == zk.StateHasSession && c.cfg.Conn.SessionID() == c.leaderSession
+// holds reports whether the session that made us leader is still in good
+// standing right now, ahead of the loop hearing about it, and the lease has
+// not run out. Call with mu.
+func (c *Candidate) holds() bool {
+	return c.cfg.Conn.State() == zk.StateHasSession && c.cfg.Conn.SessionID() == c.leaderSession &&
+		(c.leaseUntil.IsZero() || time.Now().Before(c.leaseUntil))
 }
 
 // IsLeader reports whether this candidate leads. It is false as soon as the
-// session is in doubt, even before the loop has processed the event.
+// session is in doubt, even before the loop has processed the event, and
+// once the lease runs out: when the session timeout less a fifth has passed
+// since the start of the last ZooKeeper round trip that worked. The leader
+// makes one every third of the session timeout, so the lease runs out only
+// when ZooKeeper stops answering (a paused process, a silent link), before
+// the server can expire the session and let another candidate lead, even if
+// no Disconnected event has come. The lease needs the session timeout: from
+// the Conn when it has a SessionTimeout method (*zk.Conn of
+// github.com/zkv-dev/zkv/zk has), else Config.SessionTimeout; without
+// either there is no lease.
 func (c *Candidate) IsLeader() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.view.IsLeader && c.sessionHolds()
+	return c.view.IsLeader && c.holds()
 }
 
 // Leading returns a context cancelled when the current leadership ends, and
@@ -336,7 +357,7 @@ func (c *Candidate) IsLeader() bool {
 func (c *Candidate) Leading() (context.Context, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.view.IsLeader && c.sessionHolds() {
+	if c.view.IsLeader && c.holds() {
 		return c.leadCtx, true
 	}
 	return cancelledCtx, false
@@ -349,7 +370,7 @@ func (c *Candidate) CheckLeader(epoch int64) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch {
-	case !c.view.IsLeader || !c.sessionHolds():
+	case !c.view.IsLeader || !c.holds():
 		return ErrNotLeader
 	case c.view.Epoch != epoch:
 		return fmt.Errorf("%w: epoch %d, current %d", ErrNotLeader, epoch, c.view.Epoch)

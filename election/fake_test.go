@@ -35,6 +35,12 @@ type fakeWatch struct {
 	child bool // a children watch on path (ChildrenW), else a data watch
 }
 
+type deferredFire struct {
+	path  string
+	child bool
+	typ   zk.EventType
+}
+
 // fakeConn is one client session of a fakeServer; it implements Conn.
 type fakeConn struct {
 	srv     *fakeServer
@@ -43,9 +49,15 @@ type fakeConn struct {
 	events  chan zk.Event
 	watches []fakeWatch
 
-	ops        int   // ZooKeeper calls made (State and SessionID are local, not counted)
-	dropEvents bool  // session events are lost, as on a full zk.Connect channel
-	readFault  error // Children, ChildrenW, Get and GetW fail with it while set
+	ops        int  // ZooKeeper calls made (State and SessionID are local, not counted)
+	dropEvents bool // session events are lost, as on a full zk.Connect channel
+
+	// While paused (see pause) calls wait for this channel to close, and the
+	// watches that fire are kept for resume.
+	paused       chan struct{}
+	deferred     []deferredFire
+	pauseExpired bool  // the server expired the session during the pause
+	readFault    error // Children, ChildrenW, Get and GetW fail with it while set
 
 	// Faults, consumed by the next matching call.
 	loseCreateReply bool // create the node, then disconnect and fail
@@ -127,17 +139,26 @@ func (s *fakeServer) countWatches(child bool) map[string]int {
 // fireLocked fires (and removes) the watches on p of one kind.
 func (s *fakeServer) fireLocked(p string, child bool, typ zk.EventType) {
 	for _, c := range s.conns {
-		kept := c.watches[:0]
-		for _, w := range c.watches {
-			if w.path == p && w.child == child {
-				w.ch <- zk.Event{Type: typ, State: zk.StateHasSession, Path: p}
-				close(w.ch)
-				continue
-			}
-			kept = append(kept, w)
+		if c.paused != nil { // it hears of it when it resumes
+			c.deferred = append(c.deferred, deferredFire{p, child, typ})
+			continue
 		}
-		c.watches = kept
+		c.fireOwnLocked(p, child, typ)
 	}
+}
+
+// fireOwnLocked fires (and removes) this session's watches on p of one kind.
+func (c *fakeConn) fireOwnLocked(p string, child bool, typ zk.EventType) {
+	kept := c.watches[:0]
+	for _, w := range c.watches {
+		if w.path == p && w.child == child {
+			w.ch <- zk.Event{Type: typ, State: zk.StateHasSession, Path: p}
+			close(w.ch)
+			continue
+		}
+		kept = append(kept, w)
+	}
+	c.watches = kept
 }
 
 func (s *fakeServer) owner(p string) (int64, bool) {
@@ -267,11 +288,75 @@ func (c *fakeConn) close() {
 	close(c.events)
 }
 
+// check, called with srv.mu held at the start of every call, waits out a pause and
+// fails the call if the session is not there (or was replaced meanwhile).
 func (c *fakeConn) check() error {
+	sid := c.sid
+	for c.paused != nil {
+		ch := c.paused
+		c.srv.mu.Unlock()
+		<-ch
+		c.srv.mu.Lock()
+	}
+	if c.sid != sid {
+		return zk.ErrSessionExpired
+	}
 	if c.state != zk.StateHasSession {
 		return zk.ErrConnectionClosed
 	}
 	return nil
+}
+
+// pause makes the client hear nothing: its calls hang and no event reaches it, while
+// its State still reports the session, as for a paused process or in the moments before
+// its receive timeout fires. The server hears nothing either and expires the session
+// fakeSessionTimeout later, deleting its nodes.
+func (c *fakeConn) pause() {
+	c.srv.mu.Lock()
+	defer c.srv.mu.Unlock()
+	ch := make(chan struct{})
+	c.paused = ch
+	time.AfterFunc(fakeSessionTimeout, func() {
+		c.srv.mu.Lock()
+		defer c.srv.mu.Unlock()
+		if c.paused != ch {
+			return // resumed in time
+		}
+		c.pauseExpired = true
+		for p, n := range c.srv.nodes {
+			if n.owner == c.sid {
+				c.srv.deleteLocked(p)
+			}
+		}
+	})
+}
+
+// resume ends a pause: the client hears what it missed, or, if the session expired
+// meanwhile, learns so and gets a new session, as after expire.
+func (c *fakeConn) resume() {
+	c.srv.mu.Lock()
+	defer c.srv.mu.Unlock()
+	if c.paused == nil {
+		return
+	}
+	close(c.paused)
+	c.paused = nil
+	deferred := c.deferred
+	c.deferred = nil
+	if !c.pauseExpired {
+		for _, d := range deferred {
+			c.fireOwnLocked(d.path, d.child, d.typ)
+		}
+		return
+	}
+	c.pauseExpired = false
+	c.state = zk.StateDisconnected
+	c.emit(zk.StateDisconnected)
+	c.expireLocked()
+	c.srv.nextSess++
+	c.sid = c.srv.nextSess
+	c.state = zk.StateHasSession
+	c.emit(zk.StateHasSession)
 }
 
 func (c *fakeConn) stat(n *fakeNode) *zk.Stat {

@@ -57,7 +57,8 @@ type loopState struct {
 
 	events      <-chan zk.Event
 	sessionGone bool
-	noSession   bool // the last pass found no session: set the watches again
+	renew       *time.Timer // the leader's next lease renewal
+	noSession   bool        // the last pass found no session: set the watches again
 	dirty       bool
 	backoff     time.Duration
 	timer       *time.Timer
@@ -66,9 +67,11 @@ type loopState struct {
 
 func (c *Candidate) run() {
 	defer c.wg.Done()
-	st := &loopState{events: c.cfg.Events, dirty: true, timer: time.NewTimer(time.Hour)}
+	st := &loopState{events: c.cfg.Events, dirty: true, timer: time.NewTimer(time.Hour), renew: time.NewTimer(time.Hour)}
 	st.timer.Stop()
+	st.renew.Stop()
 	defer st.timer.Stop()
+	defer st.renew.Stop()
 	var poll <-chan time.Time
 	if c.cfg.LeaderPoll > 0 {
 		t := time.NewTicker(c.cfg.LeaderPoll)
@@ -121,6 +124,16 @@ func (c *Candidate) run() {
 			c.handleRequest(st, req)
 		case <-st.timer.C:
 			st.dirty = true
+		case <-st.renew.C:
+			c.renewLease(st)
+		case <-c.leaseLost:
+			c.mu.Lock()
+			expired := c.view.IsLeader && c.leaseExpired()
+			c.mu.Unlock()
+			if expired {
+				c.stepDown("lease ran out: no answer from zookeeper")
+				st.dirty = true // claim again if ZooKeeper answers
+			}
 		}
 	}
 }
@@ -324,12 +337,14 @@ func (c *Candidate) settle(st *loopState, sid int64) error {
 }
 
 // sessionTimeout is the session's timeout, when the Conn tells it
-// (*zk.Conn of github.com/zkv-dev/zkv/zk does), else zero.
+// (*zk.Conn of github.com/zkv-dev/zkv/zk does), else Config.SessionTimeout.
 func (c *Candidate) sessionTimeout() time.Duration {
 	if t, ok := c.cfg.Conn.(interface{ SessionTimeout() time.Duration }); ok {
-		return t.SessionTimeout()
+		if d := t.SessionTimeout(); d > 0 {
+			return d
+		}
 	}
-	return 0
+	return c.cfg.SessionTimeout
 }
 
 // reconcile brings our node and the view in line with ZooKeeper. It runs
@@ -573,6 +588,7 @@ func (c *Candidate) ensureParents() error {
 // checking that our node still belongs to our session) or watches the one
 // node just before ours.
 func (c *Candidate) follow(st *loopState, sid int64) error {
+	contact := time.Now() // the session was alive when this round trip began
 	names, _, err := c.cfg.Conn.Children(c.dir)
 	if err != nil && !errors.Is(err, zk.ErrNoNode) {
 		return fmt.Errorf("election: list %s: %w", c.dir, err)
@@ -623,7 +639,10 @@ func (c *Candidate) follow(st *loopState, sid int64) error {
 		// itself rests on our own node alone: a member we cannot read now must not
 		// turn every later join or leave into a step-down and a claim again.
 		ms, merr := c.watchMembers(st)
-		c.lead(self, stat.Czxid, sid, ms)
+		c.lead(self, stat.Czxid, sid, ms, contact)
+		if t := c.sessionTimeout(); t > 0 {
+			st.renew.Reset(t / 3)
+		}
 		if merr != nil {
 			c.retry(st, "read members", merr)
 		}
@@ -803,13 +822,16 @@ func moveWatch(to, from *watchSlot, path string) {
 // lead claims leadership (idempotent) and publishes it, with members when they are new.
 //
 // Nothing logs under mu: a slog handler may call IsLeader.
-func (c *Candidate) lead(self Member, epoch, sid int64, members []Member) {
+// contact is when the round trips that found us first began.
+func (c *Candidate) lead(self Member, epoch, sid int64, members []Member, contact time.Time) {
 	c.mu.Lock()
-	became := !c.view.IsLeader
+	became := !c.view.IsLeader || c.leadCtx.Err() != nil // not leading, or the lease ran out
 	if became {
 		c.leadCtx, c.leadCancel = context.WithCancel(context.Background())
+		c.leaseUntil = time.Time{}
 	}
 	c.leaderSession = sid
+	c.extendLease(contact)
 	c.mu.Unlock()
 	if became { // logged before the view goes out, so it precedes what the view sets off
 		c.log.Info("became leader", "epoch", epoch, "node", self.Node, "session", sessionHex(sid))
@@ -822,6 +844,85 @@ func (c *Candidate) lead(self Member, epoch, sid int64, members []Member) {
 	})
 }
 
+// leaseMargin is the part of the session timeout the lease leaves unused: the
+// server expires a session a session timeout after it last heard from it, and
+// it heard from us after our round trip began; the margin absorbs clock-rate
+// differences and the time between a check of IsLeader and the act it allows.
+const leaseMargin = 5 // a fifth
+
+// extendLease moves the lease's end to sessionTimeout less the margin after
+// sent, the start of a round trip that worked, if that is later. Call with mu.
+func (c *Candidate) extendLease(sent time.Time) {
+	t := c.sessionTimeout()
+	if t <= 0 {
+		c.leaseUntil = time.Time{}
+		return
+	}
+	until := sent.Add(t - t/leaseMargin)
+	if !until.After(c.leaseUntil) {
+		return
+	}
+	c.leaseUntil = until
+	if c.leaseTimer == nil {
+		c.leaseTimer = time.AfterFunc(time.Until(until), c.leaseRanOut)
+	} else {
+		c.leaseTimer.Reset(time.Until(until))
+	}
+}
+
+// leaseExpired reports whether a lease is in force and has run out. Call with mu.
+func (c *Candidate) leaseExpired() bool {
+	return !c.leaseUntil.IsZero() && !time.Now().Before(c.leaseUntil)
+}
+
+// leaseRanOut ends the leadership's context when the lease runs out, even
+// while the loop is stuck in a ZooKeeper call that gets no answer, and tells
+// the loop, which steps down.
+func (c *Candidate) leaseRanOut() {
+	c.mu.Lock()
+	expired := c.view.IsLeader && c.leaseExpired()
+	if expired {
+		c.leadCancel()
+	}
+	c.mu.Unlock()
+	if expired {
+		select {
+		case c.leaseLost <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// renewLease, on the leader, makes one round trip to ZooKeeper (it checks our
+// node is still ours) and extends the lease from its start.
+func (c *Candidate) renewLease(st *loopState) {
+	c.mu.Lock()
+	leading := c.view.IsLeader
+	c.mu.Unlock()
+	sid := c.cfg.Conn.SessionID()
+	if !leading || st.node == "" || c.cfg.Conn.State() != zk.StateHasSession || sid != st.session {
+		return // not leading, or the next pass sees to it
+	}
+	sent := time.Now()
+	ok, stat, err := c.cfg.Conn.Exists(st.node)
+	switch {
+	case err != nil:
+		c.log.Debug("lease renewal failed", "err", err) // the lease runs on; the next try may work
+	case !ok || stat.EphemeralOwner != sid:
+		st.dirty = true // our node is gone or not ours: the pass sees to it
+		return
+	default:
+		c.mu.Lock()
+		if c.view.IsLeader && c.leaderSession == sid {
+			c.extendLease(sent)
+		}
+		c.mu.Unlock()
+	}
+	if t := c.sessionTimeout(); t > 0 {
+		st.renew.Reset(t / 3)
+	}
+}
+
 // stepDown ends our leadership, if any.
 func (c *Candidate) stepDown(why string) {
 	c.mu.Lock()
@@ -829,6 +930,10 @@ func (c *Candidate) stepDown(why string) {
 	if was {
 		c.leadCancel()
 		c.leadCtx, c.leadCancel = cancelledCtx, nil
+		c.leaseUntil = time.Time{}
+		if c.leaseTimer != nil {
+			c.leaseTimer.Stop()
+		}
 	}
 	c.mu.Unlock()
 	if was {
