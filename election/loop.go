@@ -165,8 +165,10 @@ func (c *Candidate) handleEvent(st *loopState, ev zk.Event) {
 			c.suspend(st, "session state "+ev.State.String())
 		}
 	case zk.EventNotWatching:
+		// go-zookeeper sends this on the watch's own channel too, which clears
+		// that slot; setting every watch again here as well would leave two
+		// on the server when that channel's event is handled first.
 		c.log.Info("watch removed by zookeeper client; listing again", "path", ev.Path, "err", ev.Err)
-		st.gen++
 		st.dirty = true
 	}
 }
