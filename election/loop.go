@@ -901,9 +901,13 @@ func (c *Candidate) renewLease(st *loopState) {
 	c.mu.Lock()
 	leading := c.view.IsLeader
 	c.mu.Unlock()
+	if !leading || st.node == "" {
+		return
+	}
 	sid := c.cfg.Conn.SessionID()
-	if !leading || st.node == "" || c.cfg.Conn.State() != zk.StateHasSession || sid != st.session {
-		return // not leading, or the next pass sees to it
+	if c.cfg.Conn.State() != zk.StateHasSession || sid != st.session {
+		st.dirty = true // the session is away or replaced, whether or not we heard: a pass sees to it
+		return
 	}
 	sent := time.Now()
 	ok, stat, err := c.cfg.Conn.Exists(st.node)
