@@ -26,7 +26,8 @@
 //
 // Safety follows Curator:
 //   - creation is protected: a GUID in the data finds a node whose create
-//     reply was lost, and any other node carrying our GUID is deleted;
+//     reply was lost, and any other node carrying our GUID is deleted; so is
+//     that node when the candidate has left meanwhile (Resign, Close);
 //   - before claiming leadership the node's ephemeralOwner must equal the
 //     current session ID, otherwise the node is replaced;
 //   - on Disconnected the leader steps down at once (IsLeader is false and
@@ -34,10 +35,17 @@
 //     candidate re-checks and may lead again;
 //   - on expiry, or a new session ID on the same connection (go-zookeeper
 //     opens a new session after expiry), the node is gone: the candidate
-//     registers again with a new node.
+//     registers again with a new node;
+//   - beyond Curator, a local lease: IsLeader turns false once the session
+//     timeout less a fifth has passed since the start of the last ZooKeeper
+//     round trip that worked (the leader makes one every third of it), so a
+//     leader that hears nothing, not even Disconnected, stops before its
+//     session can expire and another candidate lead.
 //
 // Epoch is the leader node's czxid, which grows from one leader to the
-// next, so it can fence a deposed leader's writes.
+// next, so it can fence a deposed leader's writes. CampaignTerm returns the
+// Term won (its context, epoch and node); Run holds the leadership while a
+// function runs and then queues again, like Curator's LeaderSelector.
 //
 // # Sessions
 //
@@ -62,4 +70,11 @@
 //	for v := range cand.Observe(ctx) {
 //		log.Printf("leader %s epoch %d, me leading: %v", v.Leader.ID, v.Epoch, v.IsLeader)
 //	}
+//
+// # Testing
+//
+// Package electiontest is an in-memory ZooKeeper whose sessions satisfy Conn
+// and inject faults (lost replies, expiry, partitions, pauses, lost events),
+// with a Checker for the guarantees above: test your own use of the
+// election without a ZooKeeper.
 package election
