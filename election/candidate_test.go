@@ -896,9 +896,15 @@ func TestIdleFollowersDoNotPoll(t *testing.T) {
 	srv := newFakeServer()
 	ms := joinAll(t, srv, "a", "b", "c", "d", "e")
 	waitLeader(t, ms[0], ms...)
+	// Let the passes set off by joining (and by each session's first event) finish:
+	// no call for 100ms.
 	before := make([]int, len(ms))
-	for i, m := range ms {
-		before[i] = m.conn.opCount()
+	for settled := time.Now(); time.Since(settled) < 100*time.Millisecond; time.Sleep(5 * time.Millisecond) {
+		for i, m := range ms[1:] {
+			if n := m.conn.opCount(); n != before[i+1] {
+				before[i+1], settled = n, time.Now()
+			}
+		}
 	}
 	time.Sleep(1500 * time.Millisecond) // longer than the old default LeaderPoll (1s)
 	for i, m := range ms[1:] {
