@@ -2,7 +2,7 @@
 # `make demo` runs the driver's scenarios on a real ZooKeeper; `make test` runs every test.
 
 GO      ?= go
-MODULES := election kvstore replication server driver bench integration
+MODULES := zk election kvstore replication server driver bench integration
 BIN     := $(CURDIR)/bin
 # The ZooKeeper image the tests and the demo use when Docker is there. scripts/prepare.sh builds it
 # from Debian's packages when it is missing, since no registry is reachable from our machines.
@@ -35,7 +35,7 @@ prepare:
 test: build prepare test-unit fuzz test-integration
 
 test-unit:
-	@set -e; for m in election kvstore replication server driver bench; do \
+	@set -e; for m in zk election kvstore replication server driver bench; do \
 		echo "== $$m"; (cd $$m && $(GO) test -race -count=1 ./...); done
 
 # A bounded fuzzing pass over the handlers and the replication decoder (the seed corpora in

@@ -4,8 +4,8 @@ go 1.26.0
 
 require (
 	github.com/cenkalti/backoff/v4 v4.3.0
-	github.com/go-zookeeper/zk v1.0.4
 	github.com/ory/dockertest/v3 v3.12.0
+	github.com/zkv-dev/zkv/zk v0.0.0
 	go.uber.org/goleak v1.3.0
 )
 
@@ -41,4 +41,4 @@ require (
 	gopkg.in/yaml.v2 v2.4.0 // indirect
 )
 
-replace github.com/go-zookeeper/zk => ../third_party/go-zookeeper-zk
+replace github.com/zkv-dev/zkv/zk => ../zk

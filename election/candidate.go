@@ -13,7 +13,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/go-zookeeper/zk"
+	"github.com/zkv-dev/zkv/zk"
 )
 
 // Sentinel errors; match them with errors.Is.
@@ -50,9 +50,13 @@ type Conn interface {
 type Config struct {
 	// Conn is the ZooKeeper connection (Session.Conn). Required.
 	Conn Conn
-	// Events carries Conn's session events (Session.Events), read only by
-	// this Candidate. Required. A closed Events means the session is gone
-	// for good.
+	// Events carries Conn's session events (Session.Events). Required. A
+	// closed Events means the session is gone for good. Events only hasten
+	// what the candidate would do anyway: while it has no session it polls
+	// the session state every 100ms, so a lost event (zk.Connect's own
+	// channel has 6 slots and drops the rest; a channel shared with another
+	// reader loses what that reader takes) delays it, never stalls it.
+	// Session.Events loses nothing.
 	Events <-chan zk.Event
 	// Root is the parent of the "election" znode; "" gives /election,
 	// "zkv" gives /zkv/election. Missing parents are created (persistent).
@@ -66,14 +70,20 @@ type Config struct {
 	// ACL applies to every znode created; default zk.WorldACL(zk.PermAll).
 	// See DigestACL.
 	ACL []zk.ACL
-	// Logger receives the election's events; discarded when nil.
+	// Logger receives the election's events; discarded when nil. Its
+	// handler may call the Candidate (e.g. IsLeader to tag each line): the
+	// candidate never logs while holding its lock.
 	Logger *slog.Logger
-	// LeaderPoll is how often a follower that is not next in line re-reads
-	// who leads. Such a follower holds no watch on the leader's node (only
-	// on its predecessor), so a leader's death notifies one candidate, not
-	// all of them: no herd effect. It learns of the new leader from this
-	// poll, from its own predecessor's watch, or at once through Refresh.
-	// Default 1s; negative disables the poll.
+	// SessionTimeout is the session timeout the server granted, for a Conn
+	// that cannot tell it: the Conn's own SessionTimeout method, when it has
+	// one (*zk.Conn of github.com/zkv-dev/zkv/zk does), wins. It sizes the
+	// leader's lease (see IsLeader) and how long Close waits for a session;
+	// zero with such a Conn: no lease. Never set it above the granted one.
+	SessionTimeout time.Duration
+	// LeaderPoll, when positive, re-reads the election that often as well,
+	// as a backstop. Default (0) and negative: no poll. Followers need none:
+	// each watches its predecessor, and one further down the line watches
+	// the leader too, so it learns of a new leader at once.
 	LeaderPoll time.Duration
 }
 
@@ -85,9 +95,6 @@ func (cfg *Config) validate() error {
 		return fmt.Errorf("%w: Events is required", ErrInvalidConfig)
 	case cfg.ID == "":
 		return fmt.Errorf("%w: ID is required", ErrInvalidConfig)
-	}
-	if cfg.LeaderPoll == 0 {
-		cfg.LeaderPoll = defaultLeaderPoll
 	}
 	if err := validPath(electionDir(cfg.Root)); err != nil {
 		return fmt.Errorf("%w: Root %q: %v", ErrInvalidConfig, cfg.Root, err)
@@ -159,6 +166,9 @@ type Candidate struct {
 	wg        sync.WaitGroup
 
 	mu            sync.Mutex
+	leaseUntil    time.Time   // zero: no lease (not leading, or no session timeout known)
+	leaseTimer    *time.Timer // cancels leadCtx when the lease runs out
+	leaseLost     chan struct{}
 	view          View
 	changed       chan struct{} // closed and replaced on every new view
 	leadCtx       context.Context
@@ -181,8 +191,6 @@ const (
 	reqResign
 	reqRefresh
 )
-
-const defaultLeaderPoll = time.Second
 
 type request struct {
 	kind  requestKind
@@ -220,17 +228,18 @@ func New(cfg Config) (*Candidate, error) {
 		return nil, fmt.Errorf("election: encode node data: %w", err)
 	}
 	c := &Candidate{
-		cfg:     cfg,
-		log:     logger.With("candidate", cfg.ID),
-		dir:     electionDir(cfg.Root),
-		guid:    guid,
-		data:    data,
-		acl:     cfg.ACL,
-		reqs:    make(chan request),
-		stop:    make(chan struct{}),
-		changed: make(chan struct{}),
-		subs:    make(map[*subscriber]struct{}),
-		leadCtx: cancelledCtx,
+		cfg:       cfg,
+		log:       logger.With("candidate", cfg.ID),
+		dir:       electionDir(cfg.Root),
+		guid:      guid,
+		data:      data,
+		acl:       cfg.ACL,
+		reqs:      make(chan request),
+		stop:      make(chan struct{}),
+		changed:   make(chan struct{}),
+		subs:      make(map[*subscriber]struct{}),
+		leadCtx:   cancelledCtx,
+		leaseLost: make(chan struct{}, 1),
 	}
 	c.view = View{Self: c.selfMember("", 0)}
 	c.wg.Add(1)
@@ -254,28 +263,50 @@ func (c *Candidate) Join(ctx context.Context) error {
 
 // Campaign joins (see Join) and then waits until this candidate leads. If ctx
 // ends first it returns ctx's error and the candidate stays in the election,
-// as with Curator's LeaderLatch.await; call Resign to withdraw.
+// as with Curator's LeaderLatch.await; call Resign to withdraw. CampaignTerm
+// also says which leadership it won.
 func (c *Candidate) Campaign(ctx context.Context) error {
+	_, err := c.CampaignTerm(ctx)
+	return err
+}
+
+// Term is one leadership of a candidate, from its claim to its end.
+type Term struct {
+	// Ctx is cancelled when this leadership ends: on Resign or Close, when
+	// the session is in doubt or the lease runs out (see IsLeader), when
+	// our node goes. Work done as the leader should run under it.
+	Ctx context.Context
+	// Epoch is the leader node's czxid (View.Epoch): it grows from one
+	// leader to the next, so it can fence a deposed leader's writes.
+	Epoch int64
+	// Node is our znode, e.g. /election/server0000000007.
+	Node string
+}
+
+// CampaignTerm is Campaign returning the Term it won. A Term whose Ctx is
+// already done may come back if the leadership ended in the meantime.
+func (c *Candidate) CampaignTerm(ctx context.Context) (Term, error) {
 	if err := c.Join(ctx); err != nil {
-		return err
+		return Term{}, err
 	}
 	for {
 		c.mu.Lock()
-		leading := c.view.IsLeader && c.sessionHolds()
+		leading := c.view.IsLeader && c.holds()
+		term := Term{Ctx: c.leadCtx, Epoch: c.view.Epoch, Node: c.view.Self.Node}
 		closed, want, changed := c.closed, c.want, c.changed
 		c.mu.Unlock()
 		switch {
 		case closed:
-			return ErrClosed
+			return Term{}, ErrClosed
 		case leading:
-			return nil
+			return term, nil
 		case !want:
-			return ErrResigned
+			return Term{}, ErrResigned
 		}
 		select {
 		case <-changed:
 		case <-ctx.Done():
-			return ctx.Err()
+			return Term{}, ctx.Err()
 		}
 	}
 }
@@ -284,23 +315,40 @@ func (c *Candidate) Campaign(ctx context.Context) error {
 func (c *Candidate) View() View {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.current()
+}
+
+// current is the view as handed out: IsLeader only while the session that made
+// us leader holds, whether or not the loop has heard otherwise. Call with mu.
+func (c *Candidate) current() View {
 	v := c.view
-	v.IsLeader = v.IsLeader && c.sessionHolds()
+	v.IsLeader = v.IsLeader && c.holds()
 	return v
 }
 
-// sessionHolds reports whether the session that made us leader is still in
-// good standing right now, ahead of the loop hearing about it. Call with mu.
-func (c *Candidate) sessionHolds() bool {
-	return c.cfg.Conn.State() == zk.StateHasSession && c.cfg.Conn.SessionID() == c.leaderSession
+// holds reports whether the session that made us leader is still in good
+// standing right now, ahead of the loop hearing about it, and the lease has
+// not run out. Call with mu.
+func (c *Candidate) holds() bool {
+	return c.cfg.Conn.State() == zk.StateHasSession && c.cfg.Conn.SessionID() == c.leaderSession &&
+		(c.leaseUntil.IsZero() || time.Now().Before(c.leaseUntil))
 }
 
 // IsLeader reports whether this candidate leads. It is false as soon as the
-// session is in doubt, even before the loop has processed the event.
+// session is in doubt, even before the loop has processed the event, and
+// once the lease runs out: when the session timeout less a fifth has passed
+// since the start of the last ZooKeeper round trip that worked. The leader
+// makes one every third of the session timeout, so the lease runs out only
+// when ZooKeeper stops answering (a paused process, a silent link), before
+// the server can expire the session and let another candidate lead, even if
+// no Disconnected event has come. The lease needs the session timeout: from
+// the Conn when it has a SessionTimeout method (*zk.Conn of
+// github.com/zkv-dev/zkv/zk has), else Config.SessionTimeout; without
+// either there is no lease.
 func (c *Candidate) IsLeader() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.view.IsLeader && c.sessionHolds()
+	return c.view.IsLeader && c.holds()
 }
 
 // Leading returns a context cancelled when the current leadership ends, and
@@ -309,7 +357,7 @@ func (c *Candidate) IsLeader() bool {
 func (c *Candidate) Leading() (context.Context, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.view.IsLeader && c.sessionHolds() {
+	if c.view.IsLeader && c.holds() {
 		return c.leadCtx, true
 	}
 	return cancelledCtx, false
@@ -322,7 +370,7 @@ func (c *Candidate) CheckLeader(epoch int64) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch {
-	case !c.view.IsLeader || !c.sessionHolds():
+	case !c.view.IsLeader || !c.holds():
 		return ErrNotLeader
 	case c.view.Epoch != epoch:
 		return fmt.Errorf("%w: epoch %d, current %d", ErrNotLeader, epoch, c.view.Epoch)
@@ -334,7 +382,9 @@ func (c *Candidate) CheckLeader(epoch int64) error {
 // change. The channel has a buffer of 1 and the latest view wins: a slow
 // reader may miss intermediate views but always receives the latest, and
 // the election never waits for a reader. It is closed when ctx ends or the
-// candidate is closed.
+// candidate is closed. A view's IsLeader passed the same check as IsLeader
+// when it was sent; it may have ended since: act on IsLeader, CheckLeader or
+// the Leading context, not on a view alone.
 func (c *Candidate) Observe(ctx context.Context) <-chan View {
 	ch := make(chan View, 1)
 	c.mu.Lock()
@@ -345,7 +395,7 @@ func (c *Candidate) Observe(ctx context.Context) <-chan View {
 	}
 	s := &subscriber{ch: ch}
 	c.subs[s] = struct{}{}
-	ch <- c.view
+	ch <- c.current()
 	c.wg.Add(1) // safe: the loop holds the count above zero until closed is set
 	go func() {
 		defer c.wg.Done()
@@ -370,7 +420,9 @@ func (c *Candidate) dropSubscriber(s *subscriber) {
 }
 
 // Members lists the registered candidates in election order (the leader
-// first). go-zookeeper calls take no context: ctx is checked between them.
+// first). A candidate whose node this session may not read (zk.ErrNoAuth, as
+// while digest ACLs roll out) is left out. go-zookeeper calls take no
+// context: ctx is checked between them.
 func (c *Candidate) Members(ctx context.Context) ([]Member, error) {
 	names, _, err := c.cfg.Conn.Children(c.dir)
 	if errors.Is(err, zk.ErrNoNode) {
@@ -382,18 +434,21 @@ func (c *Candidate) Members(ctx context.Context) ([]Member, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	return c.readMembers(names)
+	ms, _, err := c.readMembers(names)
+	return ms, err
 }
 
 // readMembers reads the data of the candidate nodes among names, all at once (go-zookeeper
 // pipelines concurrent requests on one connection, so this costs one round trip, not one
-// per member), and returns them in election order. A node gone meanwhile is left out.
-func (c *Candidate) readMembers(names []string) ([]Member, error) {
+// per member), and returns them in election order. A node gone meanwhile is left out, and
+// so is one we may not read, whose path is returned in unreadable.
+func (c *Candidate) readMembers(names []string) (ms []Member, unreadable []string, err error) {
 	kids := sortChildren(names)
 	type result struct {
-		m   Member
-		ok  bool
-		err error
+		m      Member
+		ok     bool
+		denied bool
+		err    error
 	}
 	res := make([]result, len(kids))
 	var wg sync.WaitGroup
@@ -405,6 +460,9 @@ func (c *Candidate) readMembers(names []string) ([]Member, error) {
 			switch {
 			case errors.Is(err, zk.ErrNoNode):
 				return // left meanwhile
+			case errors.Is(err, zk.ErrNoAuth):
+				res[i].denied = true
+				return
 			case err != nil:
 				res[i].err = fmt.Errorf("election: read %s/%s: %w", c.dir, k.name, err)
 				return
@@ -418,28 +476,35 @@ func (c *Candidate) readMembers(names []string) ([]Member, error) {
 	}
 	wg.Wait()
 	out := make([]Member, 0, len(kids))
-	for _, r := range res {
-		if r.err != nil {
-			return nil, r.err
-		}
-		if r.ok {
+	for i, r := range res {
+		switch {
+		case r.err != nil:
+			return nil, nil, r.err
+		case r.denied:
+			unreadable = append(unreadable, c.dir+"/"+kids[i].name)
+		case r.ok:
 			out = append(out, r.m)
 		}
 	}
-	return out, nil
+	return out, unreadable, nil
 }
 
 // Resign steps down, deletes this candidate's node (its successor learns at
 // once) and stops taking part; Join may be called again later. Even when it
 // returns an error the candidate has stopped taking part: a node it could
-// not delete is deleted when the session returns, or vanishes with it.
+// not delete is deleted when the session returns, or vanishes with it. So is
+// the node of a Join whose create reply was lost (Join returned with its ctx
+// and the create's outcome is unknown): the candidate finds it by its GUID.
 func (c *Candidate) Resign(ctx context.Context) error {
 	return c.send(ctx, reqResign)
 }
 
 // Refresh re-reads the election now and returns once the View reflects it.
 // A follower calls it when it has reason to think its View.Leader is stale:
-// a request from a newer epoch, or a leader that does not answer.
+// a request from a newer epoch, or a leader that does not answer. If the
+// reading failed it returns why (the candidate retries by itself): without a
+// session an error wrapping zk.ErrConnectionClosed, once the Session is
+// closed ErrNoSession.
 func (c *Candidate) Refresh(ctx context.Context) error {
 	return c.send(ctx, reqRefresh)
 }
@@ -464,9 +529,15 @@ func (c *Candidate) send(ctx context.Context, kind requestKind) error {
 // Close steps down, deletes this candidate's node so its successor is told
 // at once, closes every Observe channel and stops the background loop,
 // waiting for it. It does not close the Session: close the Candidate first.
-// Without a session the node is not deleted (it vanishes with the session);
-// a ZooKeeper call caught by a disconnect may keep Close waiting until the
-// session returns or the Session is closed. It is idempotent; later calls
+//
+// Without a session Close waits for one, at most a session timeout (10s when
+// the Conn does not tell its timeout), to delete the node, and also any node
+// a create whose reply was lost may have left: a node left behind while the
+// Session stays open would sit first in line with nobody leading from it.
+// Past that wait the session has expired with its nodes, unless the whole
+// ensemble was down; closing the Session removes them in any case. Close
+// returns an error only when a node of ours could not be deleted for another
+// reason than the session (e.g. zk.ErrNoAuth). It is idempotent; later calls
 // return nil.
 func (c *Candidate) Close() error {
 	first := false

@@ -2,13 +2,16 @@ package election_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/zkv-dev/zkv/election"
+	"github.com/zkv-dev/zkv/election/electiontest"
 )
 
 // A server joins the election and reacts to every change of leadership.
@@ -44,28 +47,144 @@ func Example() {
 }
 
 // Campaign blocks until this candidate leads; Leading's context then ends
-// with the leadership, so work tied to it stops by itself.
+// with the leadership, so work tied to it stops by itself. (electiontest's
+// in-memory ZooKeeper stands in for a real one.)
 func ExampleCandidate_Campaign() {
-	sess, err := election.Dial([]string{"127.0.0.1:2181"}, 4*time.Second)
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer sess.Close()
-	cand, err := election.New(election.Config{Conn: sess.Conn, Events: sess.Events, ID: "worker-1"})
+	zk := electiontest.NewServer(electiontest.Options{})
+	conn := zk.Connect()
+	defer conn.Close()
+	cand, err := election.New(election.Config{Conn: conn, Events: conn.Events(), ID: "worker-1"})
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer cand.Close()
 
-	if err := cand.Campaign(context.Background()); err != nil {
+	ctx := context.Background()
+	if err := cand.Campaign(ctx); err != nil {
 		log.Fatal(err)
 	}
 	leadCtx, ok := cand.Leading()
-	if !ok {
-		return // lost it already
+	fmt.Println("leading:", ok)
+	if err := cand.Resign(ctx); err != nil { // as an outage or a shutdown would
+		log.Fatal(err)
 	}
-	<-leadCtx.Done() // do leader work until here
-	fmt.Println("stepped down")
+	<-leadCtx.Done() // leader work stops here
+	fmt.Println("stepped down:", !cand.IsLeader())
+	// Output:
+	// leading: true
+	// stepped down: true
+}
+
+// CampaignTerm says which leadership was won: its epoch fences a deposed
+// leader's writes, and its context ends with it.
+func ExampleCandidate_CampaignTerm() {
+	zk := electiontest.NewServer(electiontest.Options{})
+	conn := zk.Connect()
+	defer conn.Close()
+	cand, err := election.New(election.Config{Conn: conn, Events: conn.Events(), ID: "worker-1"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer cand.Close()
+
+	term, err := cand.CampaignTerm(context.Background())
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("leading as", term.Node, "in epoch", term.Epoch)
+	fmt.Println("the term's writes pass the fence:", cand.CheckLeader(term.Epoch) == nil)
+	// Output:
+	// leading as /election/server0000000000 in epoch 2
+	// the term's writes pass the fence: true
+}
+
+// Workers that all use Run take turns: each holds the leadership while its
+// function runs, then queues again behind the others.
+func ExampleCandidate_Run() {
+	zk := electiontest.NewServer(electiontest.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var (
+		mu    sync.Mutex
+		turns int
+		wg    sync.WaitGroup
+	)
+	for _, id := range []string{"a", "b"} {
+		conn := zk.Connect()
+		defer conn.Close()
+		cand, err := election.New(election.Config{Conn: conn, Events: conn.Events(), ID: id})
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer cand.Close()
+		if err := cand.Join(ctx); err != nil { // a queues first, then b
+			log.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := cand.Run(ctx, func(ctx context.Context, t election.Term) error {
+				// Run promises no order between this worker's requeue and the
+				// other's: hold the term until the other has queued again.
+				for len(zk.Children("/election")) < 2 {
+					time.Sleep(time.Millisecond)
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				turns++
+				fmt.Printf("term %d: %s leads\n", turns, id)
+				if turns == 4 {
+					cancel()
+				}
+				return nil // done: let the next one lead
+			})
+			if !errors.Is(err, context.Canceled) {
+				log.Fatal(err)
+			}
+		}()
+	}
+	wg.Wait()
+	// Output:
+	// term 1: a leads
+	// term 2: b leads
+	// term 3: a leads
+	// term 4: b leads
+}
+
+// Resign hands the leadership to the next in line at once.
+func ExampleCandidate_Resign() {
+	zk := electiontest.NewServer(electiontest.Options{})
+	ctx := context.Background()
+	var cands []*election.Candidate
+	for _, id := range []string{"a", "b"} {
+		conn := zk.Connect()
+		defer conn.Close()
+		cand, err := election.New(election.Config{Conn: conn, Events: conn.Events(), ID: id})
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer cand.Close()
+		if err := cand.Join(ctx); err != nil {
+			log.Fatal(err)
+		}
+		cands = append(cands, cand)
+	}
+	a, b := cands[0], cands[1]
+	if err := a.Campaign(ctx); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("a leads:", a.IsLeader())
+
+	if err := a.Resign(ctx); err != nil {
+		log.Fatal(err)
+	}
+	if err := b.Campaign(ctx); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("after a resigns, b leads:", b.IsLeader(), "and a:", a.IsLeader())
+	// Output:
+	// a leads: true
+	// after a resigns, b leads: true and a: false
 }
 
 // With a shared secret, the session authenticates with the digest scheme

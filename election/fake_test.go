@@ -6,8 +6,9 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
-	"github.com/go-zookeeper/zk"
+	"github.com/zkv-dev/zkv/zk"
 )
 
 // fakeServer is an in-memory ZooKeeper: a znode tree with per-parent
@@ -24,13 +25,20 @@ type fakeNode struct {
 	data     []byte
 	czxid    int64
 	owner    int64
-	cversion int32 // sequence counter for children, as in ZooKeeper
+	cversion int32          // sequence counter for children, as in ZooKeeper
+	noRead   map[int64]bool // sessions its ACL denies READ (Get, GetW: ErrNoAuth)
 }
 
 type fakeWatch struct {
 	path  string
 	ch    chan zk.Event
 	child bool // a children watch on path (ChildrenW), else a data watch
+}
+
+type deferredFire struct {
+	path  string
+	child bool
+	typ   zk.EventType
 }
 
 // fakeConn is one client session of a fakeServer; it implements Conn.
@@ -40,6 +48,16 @@ type fakeConn struct {
 	state   zk.State
 	events  chan zk.Event
 	watches []fakeWatch
+
+	ops        int  // ZooKeeper calls made (State and SessionID are local, not counted)
+	dropEvents bool // session events are lost, as on a full zk.Connect channel
+
+	// While paused (see pause) calls wait for this channel to close, and the
+	// watches that fire are kept for resume.
+	paused       chan struct{}
+	deferred     []deferredFire
+	pauseExpired bool  // the server expired the session during the pause
+	readFault    error // Children, ChildrenW, Get and GetW fail with it while set
 
 	// Faults, consumed by the next matching call.
 	loseCreateReply bool // create the node, then disconnect and fail
@@ -121,17 +139,26 @@ func (s *fakeServer) countWatches(child bool) map[string]int {
 // fireLocked fires (and removes) the watches on p of one kind.
 func (s *fakeServer) fireLocked(p string, child bool, typ zk.EventType) {
 	for _, c := range s.conns {
-		kept := c.watches[:0]
-		for _, w := range c.watches {
-			if w.path == p && w.child == child {
-				w.ch <- zk.Event{Type: typ, State: zk.StateHasSession, Path: p}
-				close(w.ch)
-				continue
-			}
-			kept = append(kept, w)
+		if c.paused != nil { // it hears of it when it resumes
+			c.deferred = append(c.deferred, deferredFire{p, child, typ})
+			continue
 		}
-		c.watches = kept
+		c.fireOwnLocked(p, child, typ)
 	}
+}
+
+// fireOwnLocked fires (and removes) this session's watches on p of one kind.
+func (c *fakeConn) fireOwnLocked(p string, child bool, typ zk.EventType) {
+	kept := c.watches[:0]
+	for _, w := range c.watches {
+		if w.path == p && w.child == child {
+			w.ch <- zk.Event{Type: typ, State: zk.StateHasSession, Path: p}
+			close(w.ch)
+			continue
+		}
+		kept = append(kept, w)
+	}
+	c.watches = kept
 }
 
 func (s *fakeServer) owner(p string) (int64, bool) {
@@ -156,7 +183,30 @@ func (s *fakeServer) deleteLocked(p string) {
 }
 
 func (c *fakeConn) emit(state zk.State) {
-	c.events <- zk.Event{Type: zk.EventSession, State: state}
+	if !c.dropEvents {
+		c.events <- zk.Event{Type: zk.EventSession, State: state}
+	}
+}
+
+// opCount returns how many ZooKeeper calls the session has made.
+func (c *fakeConn) opCount() int {
+	c.srv.mu.Lock()
+	defer c.srv.mu.Unlock()
+	return c.ops
+}
+
+// failReads makes the session's reads fail with err (nil: succeed again).
+func (c *fakeConn) failReads(err error) {
+	c.srv.mu.Lock()
+	defer c.srv.mu.Unlock()
+	c.readFault = err
+}
+
+// loseEvents makes the session's events get lost (or not) from now on.
+func (c *fakeConn) loseEvents(lose bool) {
+	c.srv.mu.Lock()
+	defer c.srv.mu.Unlock()
+	c.dropEvents = lose
 }
 
 // disconnect drops the connection; the session and its watches survive.
@@ -165,6 +215,14 @@ func (c *fakeConn) disconnect() {
 	defer c.srv.mu.Unlock()
 	c.state = zk.StateDisconnected
 	c.emit(zk.StateDisconnected)
+}
+
+// silentDisconnect drops the connection without telling the client's event stream,
+// as when the event is lost or still on its way: only State shows it.
+func (c *fakeConn) silentDisconnect() {
+	c.srv.mu.Lock()
+	defer c.srv.mu.Unlock()
+	c.state = zk.StateDisconnected
 }
 
 // reconnect restores the same session.
@@ -230,11 +288,75 @@ func (c *fakeConn) close() {
 	close(c.events)
 }
 
+// check, called with srv.mu held at the start of every call, waits out a pause and
+// fails the call if the session is not there (or was replaced meanwhile).
 func (c *fakeConn) check() error {
+	sid := c.sid
+	for c.paused != nil {
+		ch := c.paused
+		c.srv.mu.Unlock()
+		<-ch
+		c.srv.mu.Lock()
+	}
+	if c.sid != sid {
+		return zk.ErrSessionExpired
+	}
 	if c.state != zk.StateHasSession {
 		return zk.ErrConnectionClosed
 	}
 	return nil
+}
+
+// pause makes the client hear nothing: its calls hang and no event reaches it, while
+// its State still reports the session, as for a paused process or in the moments before
+// its receive timeout fires. The server hears nothing either and expires the session
+// fakeSessionTimeout later, deleting its nodes.
+func (c *fakeConn) pause() {
+	c.srv.mu.Lock()
+	defer c.srv.mu.Unlock()
+	ch := make(chan struct{})
+	c.paused = ch
+	time.AfterFunc(fakeSessionTimeout, func() {
+		c.srv.mu.Lock()
+		defer c.srv.mu.Unlock()
+		if c.paused != ch {
+			return // resumed in time
+		}
+		c.pauseExpired = true
+		for p, n := range c.srv.nodes {
+			if n.owner == c.sid {
+				c.srv.deleteLocked(p)
+			}
+		}
+	})
+}
+
+// resume ends a pause: the client hears what it missed, or, if the session expired
+// meanwhile, learns so and gets a new session, as after expire.
+func (c *fakeConn) resume() {
+	c.srv.mu.Lock()
+	defer c.srv.mu.Unlock()
+	if c.paused == nil {
+		return
+	}
+	close(c.paused)
+	c.paused = nil
+	deferred := c.deferred
+	c.deferred = nil
+	if !c.pauseExpired {
+		for _, d := range deferred {
+			c.fireOwnLocked(d.path, d.child, d.typ)
+		}
+		return
+	}
+	c.pauseExpired = false
+	c.state = zk.StateDisconnected
+	c.emit(zk.StateDisconnected)
+	c.expireLocked()
+	c.srv.nextSess++
+	c.sid = c.srv.nextSess
+	c.state = zk.StateHasSession
+	c.emit(zk.StateHasSession)
 }
 
 func (c *fakeConn) stat(n *fakeNode) *zk.Stat {
@@ -244,6 +366,7 @@ func (c *fakeConn) stat(n *fakeNode) *zk.Stat {
 func (c *fakeConn) Create(p string, data []byte, flags int32, _ []zk.ACL) (string, error) {
 	c.srv.mu.Lock()
 	defer c.srv.mu.Unlock()
+	c.ops++
 	if err := c.check(); err != nil {
 		return "", err
 	}
@@ -285,8 +408,12 @@ func (c *fakeConn) Create(p string, data []byte, flags int32, _ []zk.ACL) (strin
 func (c *fakeConn) Children(p string) ([]string, *zk.Stat, error) {
 	c.srv.mu.Lock()
 	defer c.srv.mu.Unlock()
+	c.ops++
 	if err := c.check(); err != nil {
 		return nil, nil, err
+	}
+	if c.readFault != nil {
+		return nil, nil, c.readFault
 	}
 	n, ok := c.srv.nodes[p]
 	if !ok {
@@ -298,8 +425,12 @@ func (c *fakeConn) Children(p string) ([]string, *zk.Stat, error) {
 func (c *fakeConn) ChildrenW(p string) ([]string, *zk.Stat, <-chan zk.Event, error) {
 	c.srv.mu.Lock()
 	defer c.srv.mu.Unlock()
+	c.ops++
 	if err := c.check(); err != nil {
 		return nil, nil, nil, err
+	}
+	if c.readFault != nil {
+		return nil, nil, nil, c.readFault
 	}
 	n, ok := c.srv.nodes[p]
 	if !ok {
@@ -313,25 +444,58 @@ func (c *fakeConn) ChildrenW(p string) ([]string, *zk.Stat, <-chan zk.Event, err
 func (c *fakeConn) Get(p string) ([]byte, *zk.Stat, error) {
 	c.srv.mu.Lock()
 	defer c.srv.mu.Unlock()
+	c.ops++
 	if err := c.check(); err != nil {
 		return nil, nil, err
+	}
+	if c.readFault != nil {
+		return nil, nil, c.readFault
 	}
 	n, ok := c.srv.nodes[p]
 	if !ok {
 		return nil, nil, zk.ErrNoNode
 	}
+	if n.noRead[c.sid] {
+		return nil, nil, zk.ErrNoAuth
+	}
 	return append([]byte(nil), n.data...), c.stat(n), nil
+}
+
+// ExistsW sets an exists-watch, which ZooKeeper allows without READ permission. On an
+// existing node it fires as a data watch does, so the fake keeps it as one.
+func (c *fakeConn) ExistsW(p string) (bool, *zk.Stat, <-chan zk.Event, error) {
+	c.srv.mu.Lock()
+	defer c.srv.mu.Unlock()
+	c.ops++
+	if err := c.check(); err != nil {
+		return false, nil, nil, err
+	}
+	ch := make(chan zk.Event, 1)
+	n, ok := c.srv.nodes[p]
+	if !ok {
+		// A watch for the node's creation; the election never asks for one.
+		return false, &zk.Stat{}, nil, fmt.Errorf("fake: exists-watch on missing %s not supported", p)
+	}
+	c.watches = append(c.watches, fakeWatch{path: p, ch: ch})
+	return true, c.stat(n), ch, nil
 }
 
 func (c *fakeConn) GetW(p string) ([]byte, *zk.Stat, <-chan zk.Event, error) {
 	c.srv.mu.Lock()
 	defer c.srv.mu.Unlock()
+	c.ops++
 	if err := c.check(); err != nil {
 		return nil, nil, nil, err
+	}
+	if c.readFault != nil {
+		return nil, nil, nil, c.readFault
 	}
 	n, ok := c.srv.nodes[p]
 	if !ok {
 		return nil, nil, nil, zk.ErrNoNode
+	}
+	if n.noRead[c.sid] {
+		return nil, nil, nil, zk.ErrNoAuth
 	}
 	ch := make(chan zk.Event, 1)
 	c.watches = append(c.watches, fakeWatch{path: p, ch: ch})
@@ -341,6 +505,7 @@ func (c *fakeConn) GetW(p string) ([]byte, *zk.Stat, <-chan zk.Event, error) {
 func (c *fakeConn) Exists(p string) (bool, *zk.Stat, error) {
 	c.srv.mu.Lock()
 	defer c.srv.mu.Unlock()
+	c.ops++
 	if err := c.check(); err != nil {
 		return false, nil, err
 	}
@@ -354,6 +519,7 @@ func (c *fakeConn) Exists(p string) (bool, *zk.Stat, error) {
 func (c *fakeConn) Delete(p string, _ int32) error {
 	c.srv.mu.Lock()
 	defer c.srv.mu.Unlock()
+	c.ops++
 	if err := c.check(); err != nil {
 		return err
 	}
@@ -372,6 +538,12 @@ func (c *fakeConn) SessionID() int64 {
 	defer c.srv.mu.Unlock()
 	return c.sid
 }
+
+// SessionTimeout is the timeout the fake grants every session; the election reads it
+// through an optional interface, as it does *zk.Conn's.
+func (c *fakeConn) SessionTimeout() time.Duration { return fakeSessionTimeout }
+
+const fakeSessionTimeout = time.Second
 
 func (c *fakeConn) State() zk.State {
 	c.srv.mu.Lock()
@@ -401,6 +573,20 @@ func (s *fakeServer) put(p string, data []byte, owner int64) {
 	s.nodes[p] = &fakeNode{data: data, czxid: s.zxid, owner: owner}
 	s.nodes[path.Dir(p)].cversion++
 	s.fireLocked(path.Dir(p), true, zk.EventNodeChildrenChanged)
+}
+
+// denyRead makes p unreadable to the sessions of conns, as an ACL that lacks their
+// identities would (a digest ACL rolled out to some servers before others).
+func (s *fakeServer) denyRead(p string, conns ...*fakeConn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.nodes[p]
+	if n.noRead == nil {
+		n.noRead = map[int64]bool{}
+	}
+	for _, c := range conns {
+		n.noRead[c.sid] = true
+	}
 }
 
 // remove deletes a node as another client (an operator) would.

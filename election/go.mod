@@ -3,8 +3,8 @@ module github.com/zkv-dev/zkv/election
 go 1.25.0
 
 require (
-	github.com/go-zookeeper/zk v1.0.4
+	github.com/zkv-dev/zkv/zk v0.0.0
 	go.uber.org/goleak v1.3.0
 )
 
-replace github.com/go-zookeeper/zk => ../third_party/go-zookeeper-zk
+replace github.com/zkv-dev/zkv/zk => ../zk

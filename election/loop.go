@@ -7,13 +7,19 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-zookeeper/zk"
+	"github.com/zkv-dev/zkv/zk"
 )
 
 const (
 	minBackoff = 50 * time.Millisecond
 	maxBackoff = 2 * time.Second
 	maxPasses  = 16
+	// sessionPoll is how often the candidate looks at the session state
+	// while it has no session: events may be lost (zk.Connect's channel
+	// drops what does not fit), so they only hasten what the poll does.
+	sessionPoll = 100 * time.Millisecond
+	// defaultSettleWait bounds that wait when the session timeout is unknown.
+	defaultSettleWait = 10 * time.Second
 )
 
 // watchSlot holds one one-shot watch.
@@ -31,20 +37,28 @@ type loopState struct {
 	waiters []chan error // Join calls waiting for the node to exist
 	node    string       // our znode's full path; "" while unregistered
 	seq     int64
-	session int64    // the session that created node
-	doubt   bool     // a create's outcome is unknown: look for our guid first
-	stale   []string // our nodes to delete as soon as the session allows
+	session int64 // the session that created node
+	// doubt: a create's outcome is unknown. A node carrying our guid may
+	// exist, first in line perhaps: adopt it when we want a node, delete it
+	// when we do not (after Resign or on Close), or nobody leads from it.
+	doubt bool
+	stale []string // our nodes to delete as soon as the session allows
 
 	gen  uint64    // bumped whenever the connection breaks
 	pred watchSlot // our predecessor, or our own node while leading
+	lead watchSlot // the leader, while it is not our predecessor
 	kids watchSlot // the election's children, while leading (View.Members)
-	// polling: we follow a leader that is not our predecessor, so nothing
-	// tells us when it goes; the poll ticker re-reads the election.
-	polling   bool
-	refreshes []chan error // Refresh calls waiting for the next reconcile
+	// membersStale: the last reading of the members failed; read them again
+	// even though the children watch has not fired.
+	membersStale bool
+	unreadable   map[string]bool // nodes we may not read, logged once each
+	refreshes    []chan error    // Refresh calls waiting for the next reconcile
+	passErr      error           // the first failure of the current pass (retry records it)
 
 	events      <-chan zk.Event
 	sessionGone bool
+	renew       *time.Timer // the leader's next lease renewal
+	noSession   bool        // the last pass found no session: set the watches again
 	dirty       bool
 	backoff     time.Duration
 	timer       *time.Timer
@@ -53,9 +67,11 @@ type loopState struct {
 
 func (c *Candidate) run() {
 	defer c.wg.Done()
-	st := &loopState{events: c.cfg.Events, dirty: true, timer: time.NewTimer(time.Hour)}
+	st := &loopState{events: c.cfg.Events, dirty: true, timer: time.NewTimer(time.Hour), renew: time.NewTimer(time.Hour)}
 	st.timer.Stop()
+	st.renew.Stop()
 	defer st.timer.Stop()
+	defer st.renew.Stop()
 	var poll <-chan time.Time
 	if c.cfg.LeaderPoll > 0 {
 		t := time.NewTicker(c.cfg.LeaderPoll)
@@ -71,10 +87,11 @@ func (c *Candidate) run() {
 				c.retry(st, "reconcile", errors.New("election: tree kept changing"))
 				break
 			}
+			st.passErr = nil
 			c.reconcile(st)
 		}
 		for _, r := range st.refreshes {
-			r <- nil
+			r <- st.passErr // the View reflects the reading only if it worked
 		}
 		st.refreshes = nil
 		select {
@@ -93,18 +110,30 @@ func (c *Candidate) run() {
 			c.log.Debug("watch fired", "node", st.pred.path, "type", ev.Type.String(), "err", ev.Err)
 			st.pred.clear()
 			st.dirty = true
+		case ev := <-st.lead.ch:
+			c.log.Debug("leader watch fired", "node", st.lead.path, "type", ev.Type.String(), "err", ev.Err)
+			st.lead.clear()
+			st.dirty = true
 		case ev := <-st.kids.ch:
 			c.log.Debug("members changed", "type", ev.Type.String(), "err", ev.Err)
 			st.kids.clear()
 			st.dirty = true
 		case <-poll:
-			if st.polling {
-				st.dirty = true
-			}
+			st.dirty = st.node != ""
 		case req := <-c.reqs:
 			c.handleRequest(st, req)
 		case <-st.timer.C:
 			st.dirty = true
+		case <-st.renew.C:
+			c.renewLease(st)
+		case <-c.leaseLost:
+			c.mu.Lock()
+			expired := c.view.IsLeader && c.leaseExpired()
+			c.mu.Unlock()
+			if expired {
+				c.stepDown("lease ran out: no answer from zookeeper")
+				st.dirty = true // claim again if ZooKeeper answers
+			}
 		}
 	}
 }
@@ -136,8 +165,10 @@ func (c *Candidate) handleEvent(st *loopState, ev zk.Event) {
 			c.suspend(st, "session state "+ev.State.String())
 		}
 	case zk.EventNotWatching:
+		// go-zookeeper sends this on the watch's own channel too, which clears
+		// that slot; setting every watch again here as well would leave two
+		// on the server when that channel's event is handled first.
 		c.log.Info("watch removed by zookeeper client; listing again", "path", ev.Path, "err", ev.Err)
-		st.gen++
 		st.dirty = true
 	}
 }
@@ -177,8 +208,9 @@ func (c *Candidate) resign(st *loopState, why string, waiterErr error) error {
 	c.failWaiters(st, waiterErr)
 	c.stepDown(why)
 	st.pred.clear()
+	st.lead.clear()
 	st.kids.clear()
-	st.polling = false
+	st.membersStale = false
 	var err error
 	if st.node != "" && (st.sessionGone || c.cfg.Conn.State() != zk.StateHasSession) {
 		// Without a session a delete would wait for one (go-zookeeper queues it);
@@ -224,26 +256,104 @@ func (c *Candidate) deleteOwnNode(node string) (bool, error) {
 }
 
 func (c *Candidate) shutdown(st *loopState) {
-	if st.sessionGone || c.cfg.Conn.State() != zk.StateHasSession {
-		// Without a session a delete would wait for one; the node
-		// vanishes with the session anyway.
-		st.node, st.stale = "", nil
-	}
-	err := c.resign(st, "closing", ErrClosed)
-	c.deleteStale(st)
+	c.resign(st, "closing", ErrClosed) // what it cannot delete goes to stale
 	c.mu.Lock()
 	c.closed = true
-	c.closeErr = err
 	for s := range c.subs {
 		c.dropSubscriber(s)
 	}
 	c.mu.Unlock()
+	err := c.settleLeftovers(st)
+	c.mu.Lock()
+	c.closeErr = err
+	c.mu.Unlock()
+}
+
+// settleLeftovers deletes, on Close, the nodes of ours that could not go
+// yet: those left without a session and the outcome of a doubted create.
+// Without a session it waits for one, at most a session timeout: a node
+// left behind while the Session stays open would stay first in line with
+// nobody leading from it. After that long without contact the server has
+// expired the session (and the nodes with it), unless the whole ensemble was
+// down meanwhile; closing the Session removes them in any case.
+func (c *Candidate) settleLeftovers(st *loopState) error {
+	if !st.doubt && len(st.stale) == 0 {
+		return nil
+	}
+	wait := c.sessionTimeout()
+	if wait <= 0 {
+		wait = defaultSettleWait
+	}
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	tick := time.NewTicker(sessionPoll)
+	defer tick.Stop()
+	waiting := false
+	for {
+		if st.sessionGone {
+			return nil // our nodes went with the session
+		}
+		if sid := c.cfg.Conn.SessionID(); c.cfg.Conn.State() == zk.StateHasSession && sid != 0 {
+			err := c.settle(st, sid)
+			if err == nil {
+				if waiting {
+					c.log.Info("the session is back: deleted what was left of ours")
+				}
+				return nil
+			}
+			if !transient(err) {
+				return fmt.Errorf("election: close: %w", err)
+			}
+		} else if !waiting {
+			waiting = true
+			c.log.Warn("closing without a session: waiting for it to delete our nodes", "nodes", st.stale,
+				"doubted_create", st.doubt, "at_most", wait)
+		}
+		select {
+		case _, ok := <-st.events:
+			if !ok {
+				st.events, st.sessionGone = nil, true
+			}
+		case <-tick.C:
+		case <-deadline.C:
+			c.log.Warn("closed without a session: nodes of ours may remain until the session ends",
+				"nodes", st.stale, "doubted_create", st.doubt)
+			return nil
+		}
+	}
+}
+
+// settle deletes our stale nodes and, after a doubted create, every node
+// carrying our guid that is not st.node (adopting the first one owned by sid
+// instead while we want a node and have none). It returns the first error;
+// what could not be settled is tried again later.
+func (c *Candidate) settle(st *loopState, sid int64) error {
+	err := c.deleteStale(st)
+	if st.doubt {
+		if aerr := c.adopt(st, sid); aerr != nil {
+			return errors.Join(err, aerr)
+		}
+		st.doubt = false
+	}
+	return err
+}
+
+// sessionTimeout is the session's timeout, when the Conn tells it
+// (*zk.Conn of github.com/zkv-dev/zkv/zk does), else Config.SessionTimeout.
+func (c *Candidate) sessionTimeout() time.Duration {
+	if t, ok := c.cfg.Conn.(interface{ SessionTimeout() time.Duration }); ok {
+		if d := t.SessionTimeout(); d > 0 {
+			return d
+		}
+	}
+	return c.cfg.SessionTimeout
 }
 
 // reconcile brings our node and the view in line with ZooKeeper. It runs
 // after every event, watch, request and retry.
 func (c *Candidate) reconcile(st *loopState) {
 	if st.sessionGone {
+		st.passErr = ErrNoSession
 		c.failWaiters(st, ErrNoSession)
 		c.suspend(st, "session closed")
 		st.want = false
@@ -255,7 +365,16 @@ func (c *Candidate) reconcile(st *loopState) {
 	state, sid := c.cfg.Conn.State(), c.cfg.Conn.SessionID()
 	if state != zk.StateHasSession || sid == 0 {
 		c.suspend(st, "no zookeeper session")
-		return // the next session event brings us back
+		st.passErr = errNoSessionNow
+		// The next session event brings us back, and so does this poll should
+		// that event be lost: Config.Events may be lossy, or shared.
+		st.noSession = true
+		st.timer.Reset(sessionPoll)
+		return
+	}
+	if st.noSession { // the connection broke, whether or not we heard of it
+		st.noSession = false
+		st.gen++
 	}
 	if st.node != "" && st.session != sid {
 		c.log.Warn("zookeeper session replaced: registering again",
@@ -263,10 +382,17 @@ func (c *Candidate) reconcile(st *loopState) {
 		c.suspend(st, "session lost")
 		c.lose(st)
 	}
-	c.deleteStale(st)
 	if !st.want {
+		// Out of the election, yet a node of ours may be left: one a delete
+		// missed, or the outcome of a create whose reply was lost.
+		if err := c.settle(st, sid); err != nil {
+			c.retry(st, "delete our nodes", err)
+		}
 		c.publish(func(v *View) { v.Connected = true })
 		return
+	}
+	if err := c.deleteStale(st); err != nil {
+		c.retry(st, "delete our stale nodes", err) // the pass goes on; a retry comes
 	}
 	if st.node == "" {
 		if err := c.register(st, sid); err != nil {
@@ -292,8 +418,14 @@ func (c *Candidate) reconcile(st *loopState) {
 		c.retry(st, "follow", err)
 		return
 	}
-	st.backoff = 0
+	if st.passErr == nil {
+		st.backoff = 0
+	}
 }
+
+// errNoSessionNow is what a pass reports while the session is away (it may
+// come back; ErrNoSession is for a session gone for good).
+var errNoSessionNow = fmt.Errorf("election: no zookeeper session: %w", zk.ErrConnectionClosed)
 
 // lose forgets a node that died (or may die) with its session.
 func (c *Candidate) lose(st *loopState) {
@@ -302,12 +434,15 @@ func (c *Candidate) lose(st *loopState) {
 		st.node = ""
 	}
 	st.pred.clear()
+	st.lead.clear()
 	st.kids.clear()
-	st.polling = false
 	c.publish(func(v *View) { v.Self = c.selfMember("", 0) })
 }
 
-func (c *Candidate) deleteStale(st *loopState) {
+// deleteStale deletes our stale nodes, keeping those a retry may delete; it
+// returns the first error.
+func (c *Candidate) deleteStale(st *loopState) error {
+	var first error
 	kept := st.stale[:0]
 	for _, n := range st.stale {
 		existed, err := c.deleteOwnNode(n)
@@ -316,6 +451,9 @@ func (c *Candidate) deleteStale(st *loopState) {
 			if transient(err) {
 				kept = append(kept, n)
 			}
+			if first == nil {
+				first = fmt.Errorf("election: delete %s: %w", n, err)
+			}
 			continue
 		}
 		if existed {
@@ -323,10 +461,15 @@ func (c *Candidate) deleteStale(st *loopState) {
 		}
 	}
 	st.stale = kept
+	return first
 }
 
 // retry schedules another reconcile with exponential backoff.
+// The pass's first failure is kept for Refresh.
 func (c *Candidate) retry(st *loopState, what string, err error) {
+	if st.passErr == nil {
+		st.passErr = err
+	}
 	if st.backoff == 0 {
 		st.backoff = minBackoff
 	} else {
@@ -389,8 +532,9 @@ func (c *Candidate) registered(st *loopState, node string, seq, sid int64) {
 	c.failWaiters(st, nil)
 }
 
-// adopt looks for nodes carrying our guid: the first one owned by our
-// session becomes ours, every other one is deleted.
+// adopt looks for nodes carrying our guid: while we want a node and have
+// none, the first one owned by our session becomes ours; every other one is
+// deleted.
 func (c *Candidate) adopt(st *loopState, sid int64) error {
 	names, _, err := c.cfg.Conn.Children(c.dir)
 	if errors.Is(err, zk.ErrNoNode) {
@@ -412,7 +556,10 @@ func (c *Candidate) adopt(st *loopState, sid int64) error {
 		if err != nil || d.GUID != c.guid {
 			continue
 		}
-		if st.node == "" && stat.EphemeralOwner == sid {
+		if p == st.node {
+			continue
+		}
+		if st.want && st.node == "" && stat.EphemeralOwner == sid {
 			c.log.Info("found our node after a lost create reply", "node", p)
 			c.registered(st, p, k.seq, sid)
 			continue
@@ -420,6 +567,7 @@ func (c *Candidate) adopt(st *loopState, sid int64) error {
 		c.log.Warn("deleting an orphan node of ours", "node", p, "owner", sessionHex(stat.EphemeralOwner))
 		if err := c.deleteOwn(p); err != nil {
 			st.stale = append(st.stale, p)
+			return fmt.Errorf("election: delete %s: %w", p, err)
 		}
 	}
 	return nil
@@ -442,6 +590,7 @@ func (c *Candidate) ensureParents() error {
 // checking that our node still belongs to our session) or watches the one
 // node just before ours.
 func (c *Candidate) follow(st *loopState, sid int64) error {
+	contact := time.Now() // the session was alive when this round trip began
 	names, _, err := c.cfg.Conn.Children(c.dir)
 	if err != nil && !errors.Is(err, zk.ErrNoNode) {
 		return fmt.Errorf("election: list %s: %w", c.dir, err)
@@ -462,9 +611,11 @@ func (c *Candidate) follow(st *loopState, sid int64) error {
 		st.dirty = true
 		return nil
 	}
-	st.polling = idx > 1
 	if idx == 0 {
-		data, stat, err := c.watch(st, &st.pred, st.node, "own node")
+		st.lead.clear()
+		r := c.readWatched(st.pred, st.gen, st.node)
+		c.keepWatch(st, &st.pred, st.node, "own node", r)
+		data, stat, err := r.data, r.stat, r.err
 		if errors.Is(err, zk.ErrNoNode) {
 			st.dirty = true // deleted since the listing: the next pass re-registers
 			return nil
@@ -486,58 +637,58 @@ func (c *Candidate) follow(st *loopState, sid int64) error {
 		self, _, _ := memberFrom(c.dir, kids[0], data)
 		self.Meta = c.cfg.Meta
 		// The members go out with the leadership, in one view: the new leader's owner
-		// needs them at once (to catch up from the most up-to-date one).
-		ms, err := c.watchMembers(st)
-		if err != nil {
-			return err
+		// needs them at once (to catch up from the most up-to-date one). The claim
+		// itself rests on our own node alone: a member we cannot read now must not
+		// turn every later join or leave into a step-down and a claim again.
+		ms, merr := c.watchMembers(st)
+		c.lead(self, stat.Czxid, sid, ms, contact)
+		if t := c.sessionTimeout(); t > 0 {
+			st.renew.Reset(t / 3)
 		}
-		c.lead(self, stat.Czxid, sid, ms)
+		if merr != nil {
+			c.retry(st, "read members", merr)
+		}
 		return nil
 	}
 	st.kids.clear()
 
-	pred := kids[idx-1]
-	// Not our turn next: read the leader without a watch, so its death wakes only
-	// its successor (no herd); the poll and Refresh keep View.Leader fresh. The
-	// read goes out beside the predecessor's, one round trip for both.
-	type read struct {
-		data []byte
-		stat *zk.Stat
-		err  error
+	pred, leaderPath := kids[idx-1], c.dir+"/"+kids[0].name
+	predPath := c.dir + "/" + pred.name
+	if idx == 1 { // the leader is our predecessor: one watch does for both
+		moveWatch(&st.pred, &st.lead, predPath)
+		st.lead.clear()
 	}
-	var lead chan read
+	// Further down the line we watch the leader as well as our predecessor, so a
+	// new leader is known at once, with no poll. The predecessor's watch alone
+	// tells us when our turn comes; the leader's fires only when the leader
+	// goes, once per follower per leader change. Both reads go out together,
+	// one round trip (go-zookeeper pipelines them).
+	var leaderRead chan nodeRead
 	if idx > 1 {
-		lead = make(chan read, 1)
-		go func() {
-			data, stat, err := c.cfg.Conn.Get(c.dir + "/" + kids[0].name)
-			lead <- read{data, stat, err}
-		}()
+		leaderRead = make(chan nodeRead, 1)
+		w, gen := st.lead, st.gen
+		go func() { leaderRead <- c.readWatched(w, gen, leaderPath) }()
 	}
-	pdata, pstat, err := c.watch(st, &st.pred, c.dir+"/"+pred.name, "predecessor")
-	var lr read
-	if lead != nil {
-		lr = <-lead // always received: the goroutine never outlives this call
+	pr := c.readWatched(st.pred, st.gen, predPath)
+	lr := pr
+	if leaderRead != nil {
+		lr = <-leaderRead // always received: the goroutine never outlives this call
+		c.keepWatch(st, &st.lead, leaderPath, "leader", lr)
 	}
-	if errors.Is(err, zk.ErrNoNode) {
+	c.keepWatch(st, &st.pred, predPath, "predecessor", pr)
+	if errors.Is(pr.err, zk.ErrNoNode) || errors.Is(lr.err, zk.ErrNoNode) {
 		st.dirty = true // it left between the listing and now: list again
 		return nil
 	}
-	if err != nil {
-		return fmt.Errorf("election: watch %s/%s: %w", c.dir, pred.name, err)
+	if pr.err != nil {
+		return fmt.Errorf("election: watch %s: %w", predPath, pr.err)
 	}
-	ldata, lstat := pdata, pstat
-	if idx > 1 {
-		ldata, lstat, err = lr.data, lr.stat, lr.err
-		if errors.Is(err, zk.ErrNoNode) {
-			st.dirty = true
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("election: read %s/%s: %w", c.dir, kids[0].name, err)
-		}
+	if lr.err != nil {
+		return fmt.Errorf("election: watch %s: %w", leaderPath, lr.err)
 	}
+	ldata, lstat := lr.data, lr.stat
 	leader, _, derr := memberFrom(c.dir, kids[0], ldata)
-	if derr != nil {
+	if derr != nil && !lr.denied {
 		c.log.Warn("unreadable leader node", "node", leader.Node, "err", derr)
 	}
 	c.stepDown("another node precedes ours")
@@ -557,44 +708,136 @@ func (c *Candidate) follow(st *loopState, sid int64) error {
 // learns of a new member at once. It returns nil when nothing changed since the last
 // listing.
 func (c *Candidate) watchMembers(st *loopState) ([]Member, error) {
-	if st.kids.ch != nil && st.kids.gen == st.gen {
+	watching := st.kids.ch != nil && st.kids.gen == st.gen
+	if watching && !st.membersStale {
 		return nil, nil
 	}
-	names, _, ch, err := c.cfg.Conn.ChildrenW(c.dir)
+	var names []string
+	var err error
+	if watching { // the watch stands; only the last reading failed
+		names, _, err = c.cfg.Conn.Children(c.dir)
+	} else {
+		var ch <-chan zk.Event
+		names, _, ch, err = c.cfg.Conn.ChildrenW(c.dir)
+		if err == nil {
+			st.kids = watchSlot{path: c.dir, ch: ch, gen: st.gen}
+		}
+	}
 	if err != nil {
+		st.membersStale = true
 		return nil, fmt.Errorf("election: watch %s: %w", c.dir, err)
 	}
-	st.kids = watchSlot{path: c.dir, ch: ch, gen: st.gen}
-	return c.readMembers(names)
+	ms, unreadable, err := c.readMembers(names)
+	st.membersStale = err != nil
+	for _, n := range unreadable {
+		c.noteUnreadable(st, n, "left out of the members")
+	}
+	return ms, err
 }
 
-// watch reads path and keeps one watch on it in slot, reusing the watch
-// already there (unless the connection broke since) rather than piling up
-// another.
-func (c *Candidate) watch(st *loopState, slot *watchSlot, path, role string) ([]byte, *zk.Stat, error) {
-	if slot.ch != nil && slot.path == path && slot.gen == st.gen {
-		return c.cfg.Conn.Get(path)
+// noteUnreadable logs, once per node, that we may not read a candidate's node.
+func (c *Candidate) noteUnreadable(st *loopState, node, consequence string) {
+	if st.unreadable[node] {
+		return
+	}
+	if st.unreadable == nil {
+		st.unreadable = map[string]bool{}
+	}
+	st.unreadable[node] = true
+	c.log.Warn("no permission to read a candidate's node (its ACL lacks our identity): "+consequence, "node", node)
+}
+
+// existsWatcher is the method of *zk.Conn that sets an exists-watch, which
+// ZooKeeper allows without READ permission on the node. Conn does not list
+// it, so that the Conns written before it still satisfy Conn; without it a
+// node we may not read cannot be watched.
+type existsWatcher interface {
+	ExistsW(path string) (bool, *zk.Stat, <-chan zk.Event, error)
+}
+
+// nodeRead is the outcome of reading one node and keeping a watch on it.
+type nodeRead struct {
+	data   []byte
+	stat   *zk.Stat
+	ch     <-chan zk.Event // a new watch; nil when the slot's watch stands
+	denied bool            // we may not read it (nil data): ch is an exists-watch
+	err    error
+}
+
+// readWatched reads path and sets a watch on it, unless w, the slot's watch,
+// already stands on it (same path, set since the connection last broke): then
+// a plain read, rather than piling up another watch. It touches no loop
+// state, so two can run at once.
+//
+// A node we may not read (zk.ErrNoAuth) is watched with an exists-watch when
+// the Conn has ExistsW: its owner is a candidate like any other, whose ACL
+// lacks our identity (digest ACLs rolling out).
+func (c *Candidate) readWatched(w watchSlot, gen uint64, path string) nodeRead {
+	if w.ch != nil && w.path == path && w.gen == gen {
+		data, stat, err := c.cfg.Conn.Get(path)
+		if !errors.Is(err, zk.ErrNoAuth) {
+			return nodeRead{data: data, stat: stat, err: err}
+		}
+		ok, stat, err := c.cfg.Conn.Exists(path)
+		if err == nil && !ok {
+			err = zk.ErrNoNode
+		}
+		return nodeRead{stat: stat, denied: true, err: err}
 	}
 	data, stat, ch, err := c.cfg.Conn.GetW(path)
-	if err != nil {
-		return nil, nil, err
+	ew, can := c.cfg.Conn.(existsWatcher)
+	if !can || !errors.Is(err, zk.ErrNoAuth) {
+		return nodeRead{data: data, stat: stat, ch: ch, err: err}
+	}
+	// If the node went meanwhile, this watch waits for a creation that never
+	// comes (sequence numbers are not reused): one idle watch, no more.
+	ok, stat, ch, err := ew.ExistsW(path)
+	if err == nil && !ok {
+		err = zk.ErrNoNode
+	}
+	return nodeRead{stat: stat, ch: ch, denied: true, err: err}
+}
+
+// keepWatch puts r's new watch, if any, in slot.
+func (c *Candidate) keepWatch(st *loopState, slot *watchSlot, path, role string, r nodeRead) {
+	if r.denied {
+		c.noteUnreadable(st, path, "watching it for existence only")
+	}
+	if r.err != nil || r.ch == nil {
+		return
 	}
 	if slot.path != path {
 		c.log.Info("watching "+role, "watched", path, "node", st.node)
 	}
-	*slot = watchSlot{path: path, ch: ch, gen: st.gen}
-	return data, stat, nil
+	*slot = watchSlot{path: path, ch: r.ch, gen: st.gen}
+}
+
+// moveWatch hands from's watch to to when it stands on path and to's does
+// not: a watch ZooKeeper holds cannot be removed, so reuse it.
+func moveWatch(to, from *watchSlot, path string) {
+	if from.ch != nil && from.path == path && (to.ch == nil || to.path != path || to.gen != from.gen) {
+		*to = *from
+		from.clear()
+	}
 }
 
 // lead claims leadership (idempotent) and publishes it, with members when they are new.
-func (c *Candidate) lead(self Member, epoch, sid int64, members []Member) {
+//
+// Nothing logs under mu: a slog handler may call IsLeader.
+// contact is when the round trips that found us first began.
+func (c *Candidate) lead(self Member, epoch, sid int64, members []Member, contact time.Time) {
 	c.mu.Lock()
-	if !c.view.IsLeader {
+	became := !c.view.IsLeader || c.leadCtx.Err() != nil // not leading, or the lease ran out
+	if became {
 		c.leadCtx, c.leadCancel = context.WithCancel(context.Background())
-		c.log.Info("became leader", "epoch", epoch, "node", self.Node, "session", sessionHex(sid))
+		c.leaseUntil = time.Time{}
 	}
 	c.leaderSession = sid
+	c.extendLease(contact)
 	c.mu.Unlock()
+	if became { // logged before the view goes out, so it precedes what the view sets off
+		c.log.Info("became leader", "epoch", epoch, "node", self.Node, "session", sessionHex(sid))
+	}
 	c.publish(func(v *View) {
 		v.Self, v.Leader, v.Epoch, v.IsLeader, v.Connected = self, self, epoch, true, true
 		if members != nil {
@@ -603,17 +846,104 @@ func (c *Candidate) lead(self Member, epoch, sid int64, members []Member) {
 	})
 }
 
+// leaseMargin is the part of the session timeout the lease leaves unused: the
+// server expires a session a session timeout after it last heard from it, and
+// it heard from us after our round trip began; the margin absorbs clock-rate
+// differences and the time between a check of IsLeader and the act it allows.
+const leaseMargin = 5 // a fifth
+
+// extendLease moves the lease's end to sessionTimeout less the margin after
+// sent, the start of a round trip that worked, if that is later. Call with mu.
+func (c *Candidate) extendLease(sent time.Time) {
+	t := c.sessionTimeout()
+	if t <= 0 {
+		c.leaseUntil = time.Time{}
+		return
+	}
+	until := sent.Add(t - t/leaseMargin)
+	if !until.After(c.leaseUntil) {
+		return
+	}
+	c.leaseUntil = until
+	if c.leaseTimer == nil {
+		c.leaseTimer = time.AfterFunc(time.Until(until), c.leaseRanOut)
+	} else {
+		c.leaseTimer.Reset(time.Until(until))
+	}
+}
+
+// leaseExpired reports whether a lease is in force and has run out. Call with mu.
+func (c *Candidate) leaseExpired() bool {
+	return !c.leaseUntil.IsZero() && !time.Now().Before(c.leaseUntil)
+}
+
+// leaseRanOut ends the leadership's context when the lease runs out, even
+// while the loop is stuck in a ZooKeeper call that gets no answer, and tells
+// the loop, which steps down.
+func (c *Candidate) leaseRanOut() {
+	c.mu.Lock()
+	expired := c.view.IsLeader && c.leaseExpired()
+	if expired {
+		c.leadCancel()
+	}
+	c.mu.Unlock()
+	if expired {
+		select {
+		case c.leaseLost <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// renewLease, on the leader, makes one round trip to ZooKeeper (it checks our
+// node is still ours) and extends the lease from its start.
+func (c *Candidate) renewLease(st *loopState) {
+	c.mu.Lock()
+	leading := c.view.IsLeader
+	c.mu.Unlock()
+	if !leading || st.node == "" {
+		return
+	}
+	sid := c.cfg.Conn.SessionID()
+	if c.cfg.Conn.State() != zk.StateHasSession || sid != st.session {
+		st.dirty = true // the session is away or replaced, whether or not we heard: a pass sees to it
+		return
+	}
+	sent := time.Now()
+	ok, stat, err := c.cfg.Conn.Exists(st.node)
+	switch {
+	case err != nil:
+		c.log.Debug("lease renewal failed", "err", err) // the lease runs on; the next try may work
+	case !ok || stat.EphemeralOwner != sid:
+		st.dirty = true // our node is gone or not ours: the pass sees to it
+		return
+	default:
+		c.mu.Lock()
+		if c.view.IsLeader && c.leaderSession == sid {
+			c.extendLease(sent)
+		}
+		c.mu.Unlock()
+	}
+	if t := c.sessionTimeout(); t > 0 {
+		st.renew.Reset(t / 3)
+	}
+}
+
 // stepDown ends our leadership, if any.
 func (c *Candidate) stepDown(why string) {
 	c.mu.Lock()
-	was := c.view.IsLeader
+	was, epoch := c.view.IsLeader, c.view.Epoch
 	if was {
 		c.leadCancel()
 		c.leadCtx, c.leadCancel = cancelledCtx, nil
-		c.log.Info("stepped down", "why", why, "epoch", c.view.Epoch)
+		c.leaseUntil = time.Time{}
+		if c.leaseTimer != nil {
+			c.leaseTimer.Stop()
+		}
 	}
 	c.mu.Unlock()
 	if was {
+		c.log.Info("stepped down", "why", why, "epoch", epoch)
 		c.publish(func(v *View) { v.IsLeader, v.Members = false, nil })
 	}
 }
@@ -638,12 +968,13 @@ func (c *Candidate) publish(edit func(*View)) {
 		return
 	}
 	c.view = v
+	out := c.current()
 	for s := range c.subs {
 		select {
 		case <-s.ch:
 		default:
 		}
-		s.ch <- v
+		s.ch <- out
 	}
 	close(c.changed)
 	c.changed = make(chan struct{})

@@ -93,10 +93,20 @@ type member struct {
 // closes both.
 func newMember(t testing.TB, srv *fakeServer, id string) member {
 	t.Helper()
+	return newMemberWith(t, srv, id, nil)
+}
+
+// newMemberWith is newMember with edit applied to the Config.
+func newMemberWith(t testing.TB, srv *fakeServer, id string, edit func(*Config)) member {
+	t.Helper()
 	conn := srv.connect()
 	logger, sink := testLogger(t)
-	c, err := New(Config{Conn: conn, Events: conn.events, ID: id, Address: id + ":5000",
-		Meta: map[string]string{"role": "test"}, Logger: logger})
+	cfg := Config{Conn: conn, Events: conn.events, ID: id, Address: id + ":5000",
+		Meta: map[string]string{"role": "test"}, Logger: logger}
+	if edit != nil {
+		edit(&cfg)
+	}
+	c, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

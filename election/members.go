@@ -1,6 +1,7 @@
 package election
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"path"
@@ -36,17 +37,6 @@ func parseSeq(name string) (int64, bool) {
 	return seq, true
 }
 
-// seqLess orders sequence numbers as ZooKeeper issued them: values that
-// wrapped past the signed 32-bit maximum (negative) come after every
-// non-negative one. Comparing names as strings would be wrong for exactly
-// those wrapped values ("-" sorts before digits).
-func seqLess(a, b int64) bool {
-	if (a < 0) != (b < 0) {
-		return a >= 0
-	}
-	return a < b
-}
-
 // child is one parsed candidate znode name.
 type child struct {
 	name string
@@ -55,6 +45,14 @@ type child struct {
 
 // sortChildren parses names, drops those that are not candidate nodes and
 // returns the rest in election order.
+//
+// ZooKeeper's sequence is a signed 32-bit counter that wraps: 2147483647 is
+// followed by -2147483648, and -1 by 0. So sequences compare as serial
+// numbers (RFC 1982) on the 2^32 circle, never as strings ("-" sorts before
+// digits) nor as signed integers (after the second wrap 0 would come before
+// -1). The candidates registered at any one time span far less than half the
+// circle, so the order starts just after the widest gap between them: a total
+// order that is serial-number order whenever that comparison is defined.
 func sortChildren(names []string) []child {
 	out := make([]child, 0, len(names))
 	for _, n := range names {
@@ -63,16 +61,22 @@ func sortChildren(names []string) []child {
 		}
 	}
 	slices.SortFunc(out, func(a, b child) int {
-		switch {
-		case seqLess(a.seq, b.seq):
-			return -1
-		case seqLess(b.seq, a.seq):
-			return 1
-		default:
-			return strings.Compare(a.name, b.name)
+		if c := cmp.Compare(uint32(a.seq), uint32(b.seq)); c != 0 {
+			return c
 		}
+		return strings.Compare(a.name, b.name)
 	})
-	return out
+	if len(out) < 2 {
+		return out
+	}
+	start, widest := 0, uint32(0)
+	for i := range out {
+		prev := out[(i+len(out)-1)%len(out)]
+		if gap := uint32(out[i].seq) - uint32(prev.seq); gap > widest {
+			start, widest = i, gap
+		}
+	}
+	return append(out[start:], out[:start]...)
 }
 
 // electionDir returns the znode under which candidates register.

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-zookeeper/zk"
+	"github.com/zkv-dev/zkv/zk"
 )
 
 func TestEventQueueKeepsEverythingInOrder(t *testing.T) {

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-zookeeper/zk"
+	"github.com/zkv-dev/zkv/zk"
 )
 
 // TestRealZooKeeper runs three candidates against the ZooKeeper at $ZK_ADDR

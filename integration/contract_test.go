@@ -35,7 +35,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-zookeeper/zk"
+	"github.com/zkv-dev/zkv/zk"
 
 	"github.com/zkv-dev/zkv/driver/cluster"
 	"github.com/zkv-dev/zkv/election"

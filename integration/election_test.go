@@ -469,8 +469,7 @@ func TestElectionLeaderLeaves(t *testing.T) {
 			if len(iv) != 1 {
 				t.Fatalf("b led %d times, want once", len(iv))
 			}
-			// c, not next in line, learns of b from its leader poll (1s) unless its
-			// predecessor was a.
+			// c, not next in line, learns of b from its watch on the leader's node.
 			t.Logf("%s: b leads %v after a left, all agree after %v", tc.name,
 				iv[0].from.Sub(began).Round(time.Millisecond), agreed.Round(time.Millisecond))
 		})
@@ -479,7 +478,7 @@ func TestElectionLeaderLeaves(t *testing.T) {
 
 // TestElectionMiddleLeaves: when the middle candidate leaves, the leader stays (same node, same
 // epoch, one leadership) and the last candidate now waits on the leader: with the leader poll
-// off, only that re-linked watch can tell it when the leader leaves in turn.
+// off, only its watches can tell it when the leader leaves in turn.
 func TestElectionMiddleLeaves(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

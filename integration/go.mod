@@ -5,10 +5,10 @@ go 1.26.0
 require (
 	github.com/Shopify/toxiproxy/v2 v2.5.0
 	github.com/anishathalye/porcupine v1.3.1
-	github.com/go-zookeeper/zk v1.0.4
 	github.com/rs/zerolog v1.28.0
 	github.com/zkv-dev/zkv/driver v0.0.0
 	github.com/zkv-dev/zkv/election v0.0.0-00010101000000-000000000000
+	github.com/zkv-dev/zkv/zk v0.0.0
 	go.uber.org/goleak v1.3.0
 )
 
@@ -62,4 +62,4 @@ replace github.com/zkv-dev/zkv/driver => ../driver
 
 replace github.com/zkv-dev/zkv/election => ../election
 
-replace github.com/go-zookeeper/zk => ../third_party/go-zookeeper-zk
+replace github.com/zkv-dev/zkv/zk => ../zk

@@ -3,12 +3,12 @@ module github.com/zkv-dev/zkv/server
 go 1.26.0
 
 require (
-	github.com/go-zookeeper/zk v1.0.4
 	github.com/labstack/echo/v4 v4.16.0
 	github.com/prometheus/client_golang v1.25.0
 	github.com/zkv-dev/zkv/election v0.0.0
 	github.com/zkv-dev/zkv/kvstore v0.0.0
 	github.com/zkv-dev/zkv/replication v0.0.0
+	github.com/zkv-dev/zkv/zk v0.0.0
 	go.uber.org/goleak v1.3.0
 )
 
@@ -37,6 +37,5 @@ replace (
 	github.com/zkv-dev/zkv/election => ../election
 	github.com/zkv-dev/zkv/kvstore => ../kvstore
 	github.com/zkv-dev/zkv/replication => ../replication
+	github.com/zkv-dev/zkv/zk => ../zk
 )
-
-replace github.com/go-zookeeper/zk => ../third_party/go-zookeeper-zk

@@ -7,7 +7,7 @@ import (
 	"path"
 	"strings"
 
-	"github.com/go-zookeeper/zk"
+	"github.com/zkv-dev/zkv/zk"
 )
 
 // zkInSync keeps the in-sync record in a znode. go-zookeeper's calls take no context:

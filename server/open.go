@@ -6,9 +6,9 @@ import (
 	"net"
 	"strconv"
 
-	"github.com/go-zookeeper/zk"
 	"github.com/zkv-dev/zkv/election"
 	"github.com/zkv-dev/zkv/kvstore"
+	"github.com/zkv-dev/zkv/zk"
 )
 
 // digestUser is the ZooKeeper digest identity the servers share when a cluster token is

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-zookeeper/zk"
+	"github.com/zkv-dev/zkv/zk"
 )
 
 // fourLetter sends a four-letter word to addr and returns the whole answer.

@@ -73,7 +73,7 @@ type Conn struct {
 	sessionID        int64
 	state            State // must be 32-bit aligned
 	xid              uint32
-	sessionTimeoutMs int32 // session timeout in milliseconds
+	sessionTimeoutMs int32 // session timeout in milliseconds; atomic: read by SessionTimeout (zkv patch)
 	passwd           []byte
 
 	dialer         Dialer
@@ -339,8 +339,15 @@ func (c *Conn) SetLogger(l Logger) {
 	c.logger = l
 }
 
+// SessionTimeout returns the session timeout the server granted with the
+// current session (it clamps the one asked for to 2..20 ticks), or the one
+// asked for before the first session. (zkv patch)
+func (c *Conn) SessionTimeout() time.Duration {
+	return time.Duration(atomic.LoadInt32(&c.sessionTimeoutMs)) * time.Millisecond
+}
+
 func (c *Conn) setTimeouts(sessionTimeoutMs int32) {
-	c.sessionTimeoutMs = sessionTimeoutMs
+	atomic.StoreInt32(&c.sessionTimeoutMs, sessionTimeoutMs)
 	sessionTimeout := time.Duration(sessionTimeoutMs) * time.Millisecond
 	c.recvTimeout = sessionTimeout * 2 / 3
 	c.pingInterval = c.recvTimeout / 2
