@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -344,4 +346,95 @@ func TestSeqNoDirtyRead(t *testing.T) {
 			}
 			return l.Restart(context.WithoutCancel(ctx))
 		}}.Execute(t, env)
+}
+
+// TestNemesis injects random faults, one at a time, for 30s: SIGKILL of a random server
+// (restarted empty 1s later), SIGSTOP of the leader past its session, a cut link between
+// the leader and a replica, a ZooKeeper node stopped and restarted. The seed is logged and
+// reported, and $ZKV_NEMESIS_SEED replays one. The usual checks run over the history:
+// porcupine on the leader path, lost writes, dirty or phantom reads, epochs, convergence.
+func TestNemesis(t *testing.T) {
+	seed := time.Now().UnixNano()
+	if s := os.Getenv("ZKV_NEMESIS_SEED"); s != "" {
+		if _, err := fmt.Sscan(s, &seed); err != nil {
+			t.Fatalf("ZKV_NEMESIS_SEED=%q: %v", s, err)
+		}
+	}
+	name := "nemesis"
+	fault := "random faults for 30s: kill+restart, leader pause, link cut, ZooKeeper node restart"
+	needPeers(t, name, fault)
+	t.Logf("nemesis seed %d (ZKV_NEMESIS_SEED replays it)", seed)
+	rng := rand.New(rand.NewPCG(uint64(seed), 0))
+	for _, ack := range []string{"all", "majority"} {
+		t.Run("ack="+ack, func(t *testing.T) {
+			Scenario{Name: "nemesis/ack=" + ack, Fault: fault, Cluster: Config{Ack: ack}, MaxTime: 34 * time.Second, Tail: 3 * time.Second,
+				Inject: func(ctx context.Context, r *Run) error {
+					r.R.Note("seed %d", seed)
+					end := time.Now().Add(30 * time.Second)
+					var did []string
+					for time.Now().Before(end) && ctx.Err() == nil {
+						l, err := r.C.Leader(ctx)
+						if err != nil {
+							return err
+						}
+						st, err := r.C.Status(ctx, l)
+						if err != nil {
+							return err
+						}
+						switch k := rng.IntN(4); k {
+						case 0:
+							all := r.C.Followers(nil)
+							victim := all[rng.IntN(len(all))]
+							if victim == l {
+								r.LeaderGone(st.Epoch)
+							}
+							did = append(did, fmt.Sprintf("kill %d", victim.Index))
+							if err := victim.Kill(); err != nil {
+								return err
+							}
+							Sleep(ctx, time.Second)
+							if err := victim.Restart(context.WithoutCancel(ctx)); err != nil {
+								return err
+							}
+						case 1:
+							did = append(did, fmt.Sprintf("pause leader %d", l.Index))
+							r.LeaderGone(st.Epoch)
+							if err := l.Pause(); err != nil {
+								return err
+							}
+							Sleep(ctx, session+time.Second)
+							if err := l.Resume(); err != nil {
+								return err
+							}
+						case 2:
+							f := r.C.Followers(l)
+							rep := f[rng.IntN(len(f))]
+							did = append(did, fmt.Sprintf("cut %d->%d", l.Index, rep.Index))
+							if err := blackhole(r, fmt.Sprintf("peer-%d", rep.Index)); err != nil {
+								return err
+							}
+							Sleep(ctx, time.Duration(500+rng.IntN(2500))*time.Millisecond)
+							r.C.Links.Heal()
+						case 3:
+							node := rng.IntN(3)
+							did = append(did, fmt.Sprintf("restart zk %d", node))
+							bg := context.WithoutCancel(ctx)
+							if err := r.C.ZK.Stop(bg, node); err != nil {
+								return err
+							}
+							Sleep(ctx, 2*time.Second)
+							if err := r.C.ZK.Restart(bg, node); err != nil {
+								return err
+							}
+						}
+						Sleep(ctx, time.Duration(500+rng.IntN(1500))*time.Millisecond)
+						if err := r.C.Ready(ctx); err != nil {
+							return err
+						}
+					}
+					r.R.Note("faults: %s", strings.Join(did, ", "))
+					return nil
+				}}.Execute(t, env)
+		})
+	}
 }
