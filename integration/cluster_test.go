@@ -492,7 +492,10 @@ func TestClusterLeaderCrash(t *testing.T) {
 		// replica, a write acknowledged with -ack all is on it.
 		leader = zc.members(ctx, 3, 30*time.Second)
 		eventually(ctx, t, 20*time.Second, "the leader replicates to the restarted server", func(ctx context.Context) error {
-			return isReplica(ctx, leader, old.Addr())
+			if err := isReplica(ctx, leader, old.Addr()); err != nil {
+				return err
+			}
+			return old.Client().Ready(ctx) // the leader's stream reaches it: writes from now on are on it
 		})
 		put(ctx, t, survivors[0], key, "updated")
 		if got := get(ctx, t, old, key); !got.Found || got.Value != "updated" {

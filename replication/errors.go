@@ -14,6 +14,9 @@ var (
 	// ErrLogMismatch reports an append that does not continue the replica's log. The
 	// concrete error is a *LogMismatchError carrying the replica's last position.
 	ErrLogMismatch = errors.New("replication: log mismatch")
+	// ErrNewIncarnation reports a request meant for an earlier process at this address: the
+	// replica restarted, and the leader must stream to it as to a new replica.
+	ErrNewIncarnation = errors.New("replication: the replica is a new incarnation")
 	// ErrNotLeader reports an append from an address the replica does not take for the leader.
 	ErrNotLeader = errors.New("replication: sender is not the leader")
 	// ErrInvalidRequest reports a request that is well-formed JSON but breaks the protocol

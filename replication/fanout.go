@@ -102,6 +102,10 @@ type Config struct {
 	// Apply, when set, applies the log's entries up to index to the leader's store once
 	// they commit; called in order, one call at a time, never with f's locks held.
 	Apply func(index uint64) error
+	// LagMax, when set, makes Wait under AckAll also wait for the replicas outside the
+	// in-sync sets (a restarted, partial server) to apply a write, unless they have lacked
+	// an entry for longer than LagMax: "all" is every live replica, with a bounded wait.
+	LagMax time.Duration
 	// Complete, when set, reports whether the leader's history up to index holds no key:
 	// a fresh replica whose base is there misses nothing (see AppendRequest.Complete).
 	Complete func(index uint64) bool
@@ -202,12 +206,17 @@ type replica struct {
 	partial    bool      // the replica lacks the writes before its base
 	caughtUp   time.Time // when the replica last held everything the leader had enqueued
 	sentCommit uint64    // the commit index the replica has been told
+	inc        string    // the replica's incarnation, once it has answered
 	added      time.Time // when its stream began
 	url        string
 	cancel     context.CancelFunc
 	notify     chan struct{} // capacity 1: "the log grew"
 	append     *retryablehttp.Client
-	snap       *retryablehttp.Client
+	// first sends the probes of a replica that has never answered, without retries: a
+	// retried request would carry the position of its first attempt, which a process that
+	// starts meanwhile would take as its base (holding writes made before it started).
+	first *retryablehttp.Client
+	snap  *retryablehttp.Client
 
 	// Guarded by Fanout.mu.
 	match     uint64
@@ -541,6 +550,8 @@ func (f *Fanout) newReplica(addr string) *replica {
 		}
 	}
 	r.append, r.snap = client(f.appendHC), client(f.snapHC)
+	r.first = client(f.appendHC)
+	r.first.RetryMax = 0
 	return r
 }
 
@@ -630,6 +641,16 @@ func (f *Fanout) Wait(ctx context.Context, index uint64, mode AckMode) (acked in
 		if f.applied < index {
 			return acked, false
 		}
+		if mode == AckAll && f.cfg.LagMax > 0 {
+			for addr, r := range f.replicas {
+				if f.inSyncLocked(addr) || !r.acked || !r.up || r.applied >= index {
+					continue
+				}
+				if ls := f.laggingSince(r); ls.IsZero() || time.Since(ls) < f.cfg.LagMax {
+					return acked, false
+				}
+			}
+		}
 		// The commit rule is Config.Mode's; a stricter mode asked here is checked too.
 		for _, set := range f.sets() {
 			holding := 1 // the leader
@@ -685,10 +706,20 @@ func (f *Fanout) awaitCond(ctx context.Context, what string, cond func() (int, b
 		case closed:
 			return acked, ErrClosed
 		}
+		var tick <-chan time.Time
+		var t *time.Timer
+		if f.cfg.LagMax > 0 { // a replica's lag passing LagMax changes the answer, not an event
+			t = time.NewTimer(f.cfg.LagMax / 4)
+			tick = t.C
+		}
 		select {
 		case <-ch:
+		case <-tick:
 		case <-ctx.Done():
 			return acked, fmt.Errorf("replication: %s: %w", what, ctx.Err())
+		}
+		if t != nil {
+			t.Stop()
 		}
 	}
 }
@@ -826,7 +857,10 @@ func (f *Fanout) setMatch(r *replica, index uint64, resp AppendResponse, snapsho
 	}
 }
 
-var errDeposed = errors.New("replication: deposed")
+var (
+	errDeposed   = errors.New("replication: deposed")
+	errRestarted = errors.New("replication: the replica restarted")
+)
 
 // run is a replica's worker: it sends whatever the replica lacks, in order, until the
 // replica is removed, the Fanout closes or is deposed.
@@ -849,6 +883,14 @@ func (f *Fanout) run(ctx context.Context, r *replica, pos position) {
 		round := f.round // a success of what is sent now answers the Barrier rounds begun so far
 		f.mu.Unlock()
 		if probe {
+			f.mu.Lock()
+			if !r.acked {
+				// Never answered yet: whatever process answers first starts from the last
+				// entry as of now (a fresh one takes it as base and holds only what follows;
+				// one that holds more or less answers where it stands).
+				pos = f.last
+			}
+			f.mu.Unlock()
 			pos, err = f.sendAppend(ctx, r, pos, nil)
 		} else if entries, ok := f.cfg.Log.EntriesFrom(pos.index+1, f.cfg.MaxBatch); ok {
 			pos, err = f.sendAppend(ctx, r, pos, trimBatch(entries, f.cfg.MaxBatchBytes))
@@ -865,6 +907,13 @@ func (f *Fanout) run(ctx context.Context, r *replica, pos position) {
 		}
 		if errors.Is(err, errDeposed) || ctx.Err() != nil {
 			return
+		}
+		if errors.Is(err, errRestarted) {
+			f.mu.Lock()
+			pos = f.last
+			f.mu.Unlock()
+			probe = true
+			continue
 		}
 		failures++
 		probe = true
@@ -932,14 +981,18 @@ func (f *Fanout) sendAppend(ctx context.Context, r *replica, pos position, entri
 	commit, inSync := f.commit, f.inSyncLocked(r.addr)
 	f.mu.Unlock()
 	req := AppendRequest{Epoch: f.cfg.Epoch, Leader: f.cfg.Self, PrevIndex: pos.index, PrevEpoch: pos.epoch, Entries: entries,
-		Commit: commit, InSync: inSync}
+		Commit: commit, InSync: inSync, To: r.inc}
 	if !r.acked && f.cfg.Complete != nil {
 		req.Complete = f.cfg.Complete(pos.index)
 	}
 	if entries == nil {
 		req.Entries = []kvstore.Entry{}
 	}
-	status, resp, eresp, err := f.post(ctx, r.append, r.url+PathAppend, req)
+	hc := r.append
+	if len(entries) == 0 && req.To == "" {
+		hc = r.first
+	}
+	status, resp, eresp, err := f.post(ctx, hc, r.url+PathAppend, req)
 	if err != nil {
 		return pos, err
 	}
@@ -951,6 +1004,7 @@ func (f *Fanout) sendAppend(ctx context.Context, r *replica, pos position, entri
 	case status == http.StatusOK && resp.LastIndex == end.index && resp.LastEpoch == end.epoch:
 		f.mu.Lock()
 		r.sentCommit = max(r.sentCommit, commit)
+		r.inc = resp.Incarnation
 		f.mu.Unlock()
 		f.setMatch(r, end.index, resp, false)
 		return end, nil
@@ -966,6 +1020,16 @@ func (f *Fanout) refused(r *replica, status int, eresp ErrorResponse) error {
 	if status == http.StatusPreconditionFailed && eresp.Error.Code == CodeStaleEpoch {
 		f.depose(r.addr, eresp.Epoch)
 		return errDeposed
+	}
+	if status == http.StatusConflict && eresp.Error.Code == CodeNewIncarnation {
+		// The process at this address restarted: it is a new replica, whose stream starts
+		// at the leader's last entry (it holds only what comes after, as it should).
+		f.mu.Lock()
+		r.inc, r.acked, r.match, r.applied, r.partial, r.sentCommit = "", false, 0, 0, false, 0
+		r.added = time.Now()
+		f.mu.Unlock()
+		f.logger.Info("replica restarted: its stream starts again", "replica", r.addr)
+		return errRestarted
 	}
 	return fmt.Errorf("replication: replica %s answered %d %s: %s", r.addr, status, eresp.Error.Code, eresp.Error.Message)
 }
@@ -990,7 +1054,10 @@ func (f *Fanout) reconcile(ctx context.Context, r *replica, pos, at position, re
 func (f *Fanout) sendSnapshot(ctx context.Context, r *replica, pos position) (position, error) {
 	snap := f.cfg.Snapshot()
 	f.logger.Info("sending snapshot", "replica", r.addr, "index", snap.Index, "entries", len(snap.Entries))
-	req := SnapshotRequest{Epoch: f.cfg.Epoch, Leader: f.cfg.Self, Snapshot: snap}
+	f.mu.Lock()
+	to := r.inc
+	f.mu.Unlock()
+	req := SnapshotRequest{Epoch: f.cfg.Epoch, Leader: f.cfg.Self, Snapshot: snap, To: to}
 	status, resp, eresp, err := f.post(ctx, r.snap, r.url+PathSnapshot, req)
 	if err != nil {
 		return pos, err
@@ -1003,6 +1070,9 @@ func (f *Fanout) sendSnapshot(ctx context.Context, r *replica, pos position) (po
 		return pos, fmt.Errorf("replication: replica %s answered position %d/%d to snapshot %d/%d",
 			r.addr, at.index, at.epoch, snap.Index, snap.Epoch)
 	}
+	f.mu.Lock()
+	r.inc = resp.Incarnation
+	f.mu.Unlock()
 	f.setMatch(r, at.index, resp, true)
 	return at, nil
 }

@@ -533,3 +533,44 @@ func TestCommitCountsInSyncSets(t *testing.T) {
 		t.Fatalf("Apply calls %v: in order, from 2 to %d", applied, e5.Index)
 	}
 }
+
+// TestRestartedReplicaStartsAtTheLeadersLast: a replica process that restarts at the same
+// address refuses the stream meant for its predecessor (new_incarnation); its stream starts
+// again at the leader's last entry, so it holds only what comes after (it starts empty).
+func TestRestartedReplicaStartsAtTheLeadersLast(t *testing.T) {
+	r := newTestReplica(t, withFollower(FollowerConfig{Fresh: true, Incarnation: "one"}))
+	l := newTestLeader(t, Config{}, LogConfig{})
+	l.fan.SetReplicas(urls(r))
+	ctx := waitCtx(t)
+	e := l.put(t, "before", "1")
+	if _, err := l.fan.Wait(ctx, e.Index, AckAll); err != nil {
+		t.Fatal(err)
+	}
+	r.down.Store(true) // the process dies; writes go on without it
+	for i := range 5 {
+		l.put(t, fmt.Sprint("while-down-", i), "x")
+	}
+	st, err := kvstore.New(kvstore.Config{Shards: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.store = st
+	r.f, err = NewFollower(FollowerConfig{Store: st, Fresh: true, Incarnation: "two", Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.down.Store(false) // a new process at the same address
+	eventually(t, "the stream to reach the new process", func() bool { return r.f.Position().LastIndex == l.lastIndex() })
+	after := l.put(t, "after", "2")
+	if _, err := l.fan.Wait(ctx, after.Index, AckAll); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := st.Get("after"); !ok {
+		t.Fatal("the restarted replica lacks a write made after its restart")
+	}
+	for _, k := range []string{"before", "while-down-0", "while-down-4"} {
+		if _, ok := st.Get(k); ok {
+			t.Fatalf("the restarted replica holds %s, written before it started", k)
+		}
+	}
+}

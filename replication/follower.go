@@ -37,6 +37,9 @@ type FollowerConfig struct {
 	CheckLeader func(leader string, epoch int64) error
 	// Logger gets debug and warning records; discarded when nil.
 	Logger *slog.Logger
+	// Incarnation names this replica's process; a request meant for another (To) is
+	// refused with ErrNewIncarnation. Empty: no check.
+	Incarnation string
 	// UnsafeDisableFencing accepts appends and snapshots from any epoch and skips
 	// CheckLeader. For tests only: it shows what fencing prevents (a deposed leader's
 	// writes applied on replicas).
@@ -54,7 +57,8 @@ type Follower struct {
 	checkLeader func(string, int64) error
 	logger      *slog.Logger
 
-	noFence bool
+	noFence     bool
+	incarnation string
 
 	mu      sync.Mutex
 	fence   int64
@@ -99,6 +103,7 @@ func NewFollower(cfg FollowerConfig) (*Follower, error) {
 		logger:      logger,
 		fence:       cfg.Epoch,
 		noFence:     cfg.UnsafeDisableFencing,
+		incarnation: cfg.Incarnation,
 		fresh:       cfg.Fresh && idx == 0,
 	}, nil
 }
@@ -129,7 +134,15 @@ func (f *Follower) applied() uint64 {
 
 func (f *Follower) response() AppendResponse {
 	idx, ep := f.log.Last()
-	return AppendResponse{LastIndex: idx, LastEpoch: ep, Applied: f.applied(), Partial: f.partial}
+	return AppendResponse{LastIndex: idx, LastEpoch: ep, Applied: f.applied(), Partial: f.partial, Incarnation: f.incarnation}
+}
+
+// sameIncarnation refuses a request meant for another process at this address.
+func (f *Follower) sameIncarnation(to string) error {
+	if to != "" && f.incarnation != "" && to != f.incarnation {
+		return fmt.Errorf("%w: %s, not %s", ErrNewIncarnation, f.incarnation, to)
+	}
+	return nil
 }
 
 func (f *Follower) admit(epoch int64, leader string) error {
@@ -165,6 +178,9 @@ func (f *Follower) Append(ctx context.Context, req AppendRequest) (AppendRespons
 		return AppendResponse{}, err
 	}
 	if err := req.Validate(); err != nil {
+		return AppendResponse{}, err
+	}
+	if err := f.sameIncarnation(req.To); err != nil {
 		return AppendResponse{}, err
 	}
 	f.fence = max(f.fence, req.Epoch)
@@ -302,6 +318,9 @@ func (f *Follower) InstallSnapshot(ctx context.Context, req SnapshotRequest) (Ap
 		return AppendResponse{}, err
 	}
 	if err := req.Validate(); err != nil {
+		return AppendResponse{}, err
+	}
+	if err := f.sameIncarnation(req.To); err != nil {
 		return AppendResponse{}, err
 	}
 	f.fence = max(f.fence, req.Epoch)

@@ -20,12 +20,13 @@ const (
 
 // Error codes of the internal routes' error bodies.
 const (
-	CodeLogMismatch = "log_mismatch" // 409
-	CodeStaleEpoch  = "stale_epoch"  // 412
-	CodeNotLeader   = "not_leader"   // 403
-	CodeBadRequest  = "bad_request"  // 400
-	CodeTooLarge    = "too_large"    // 413
-	CodeInternal    = "internal"     // 500
+	CodeLogMismatch    = "log_mismatch"    // 409
+	CodeStaleEpoch     = "stale_epoch"     // 412
+	CodeNotLeader      = "not_leader"      // 403
+	CodeNewIncarnation = "new_incarnation" // 409: a restarted replica; its stream starts again
+	CodeBadRequest     = "bad_request"     // 400
+	CodeTooLarge       = "too_large"       // 413
+	CodeInternal       = "internal"        // 500
 )
 
 // Default body limits for DecodeAppend and DecodeSnapshot callers.
@@ -50,6 +51,9 @@ type AppendRequest struct {
 	Complete bool `json:"complete,omitempty"`
 	// InSync says whether the leader counts this replica in its in-sync set.
 	InSync bool `json:"in_sync,omitempty"`
+	// To is the incarnation the leader's stream has been reaching at this address, when it
+	// knows one: a replica that is another (it restarted) refuses with new_incarnation.
+	To string `json:"to,omitempty"`
 }
 
 // AppendResponse answers an append or a snapshot with the replica's last position, the
@@ -59,6 +63,8 @@ type AppendResponse struct {
 	LastEpoch int64  `json:"last_epoch"`
 	Applied   uint64 `json:"applied,omitempty"`
 	Partial   bool   `json:"partial,omitempty"`
+	// Incarnation names the replica's process (FollowerConfig.Incarnation).
+	Incarnation string `json:"incarnation,omitempty"`
 }
 
 // Position is a replica's place in the replicated log: the index and epoch of its last
@@ -100,6 +106,7 @@ type SnapshotRequest struct {
 	Epoch    int64            `json:"epoch"`
 	Leader   string           `json:"leader"`
 	Snapshot kvstore.Snapshot `json:"snapshot"`
+	To       string           `json:"to,omitempty"` // as AppendRequest.To
 }
 
 // ErrorDetail is the "error" member of an error body.
@@ -233,6 +240,9 @@ func ErrorStatus(err error) (int, ErrorResponse) {
 	case errors.Is(err, ErrNotLeader):
 		body.Error.Code = CodeNotLeader
 		return http.StatusForbidden, body
+	case errors.Is(err, ErrNewIncarnation):
+		body.Error.Code = CodeNewIncarnation
+		return http.StatusConflict, body
 	case errors.Is(err, ErrTooLarge):
 		body.Error.Code = CodeTooLarge
 		return http.StatusRequestEntityTooLarge, body

@@ -181,6 +181,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		Store:       store,
 		Log:         rlog,
 		Fresh:       !cfg.SyncOnJoin,
+		Incarnation: cfg.Incarnation,
 		CheckLeader: s.checkSender,
 		Logger:      logger.With("component", "follower"),
 
@@ -508,6 +509,7 @@ func (s *Server) becomeLeader(epoch int64, members []election.Member) {
 	rc.EpochStart = noop.Index
 	rc.Apply = s.applyCommitted
 	rc.Complete = s.historyEmpty
+	rc.LagMax = s.cfg.ReplicaLagMax
 	rc.Observer = s.metrics
 	rc.Logger = s.logger
 	repl, err := s.newRepl(rc)

@@ -462,10 +462,10 @@ func (r *run) scenario3(ctx context.Context) {
 	r.steps(steps)
 }
 
-// awaitReplica waits until the leader's /metrics names m as a replica. A leader re-reads its
-// members periodically, so a server that just rejoined may not be replicated to yet; an update
-// sent in that window would never reach it (it takes the first append it gets as its base).
-// False when the metric does not show up within ConvergeTimeout.
+// awaitReplica waits until the leader's /metrics names m as a replica and m's /readyz says the
+// leader's stream reaches it. A server that just rejoined may not be replicated to yet; an
+// update sent in that window would never reach it (it takes the first append it gets as its
+// base). False when that does not happen within ConvergeTimeout.
 func (r *run) awaitReplica(ctx context.Context, leader, m *member) bool {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.ConvergeTimeout)
 	defer cancel()
@@ -473,7 +473,9 @@ func (r *run) awaitReplica(ctx context.Context, leader, m *member) bool {
 	t := time.NewTicker(r.cfg.PollInterval)
 	defer t.Stop()
 	for {
-		if text, err := leader.c.Metrics(ctx); err == nil && strings.Contains(text, want) {
+		// The leader lists it as a replica, and it is ready: the leader's stream reaches it,
+		// so every write acknowledged from now on under ack all is on it.
+		if text, err := leader.c.Metrics(ctx); err == nil && strings.Contains(text, want) && m.c.Ready(ctx) == nil {
 			return true
 		}
 		select {
