@@ -220,6 +220,9 @@ func (s *Server) keepInSync(ld *leadership) {
 // reviewInSync makes at most one change to the in-sync set. outside reports registered,
 // complete members that are not in the set (yet).
 func (s *Server) reviewInSync(ld *leadership, members []election.Member) (outside bool, err error) {
+	if members == nil {
+		return false, nil // the members are not read yet: nothing to judge by
+	}
 	rec := ld.record()
 	stats := make(map[string]replication.ReplicaStats)
 	for _, st := range ld.repl.Stats() {
@@ -254,7 +257,7 @@ func (s *Server) reviewInSync(ld *leadership, members []election.Member) (outsid
 		addr, hasAddr := addrOf[r]
 		st, known := stats[addr]
 		switch {
-		case !hasAddr:
+		case !hasAddr && time.Since(ld.since) > lagMax:
 			removals[r] = "no address known"
 		case !registered[r] && known && !st.Up:
 			removals[r] = "not registered in the election and not answering"
