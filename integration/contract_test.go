@@ -1,6 +1,6 @@
 package integration
 
-// contract_test.go holds the public contract, ../shared/API.md, against real bin/server and
+// contract_test.go holds the public contract, docs/api.md, against real bin/server and
 // bin/driver processes on a real ZooKeeper. Each subtest is named for the API.md statement it
 // checks; a failure that says "API.md:" is a mismatch between the contract and the servers.
 //

@@ -1,6 +1,6 @@
 // Package server is zkv's REST server: it composes the leader election (package
 // election), the store (package kvstore) and replication (package replication) behind the
-// HTTP API of shared/API.md, served with echo.
+// HTTP API of docs/api.md, served with echo.
 //
 // # Roles
 //

@@ -1,4 +1,4 @@
-// Package client is a typed client of one zkv server's REST API (see shared/API.md).
+// Package client is a typed client of one zkv server's REST API (see docs/api.md).
 //
 // A Client talks to a single server. Reads (Get, Read) are answered from that server's own copy
 // and may be stale; Get with the Leader option asks the server to forward the read to the

@@ -1,5 +1,5 @@
 // Command server runs one zkv server: it joins the leader election in ZooKeeper and serves
-// the REST API of shared/API.md. Every flag falls back to the environment variable
+// the REST API of docs/api.md. Every flag falls back to the environment variable
 // ZKV_<FLAG IN UPPER CASE>; a flag given on the command line wins. ZKV_LOG_LEVEL (debug,
 // info, warn, error) sets the log level; default info.
 //
