@@ -224,6 +224,12 @@ func (s *Server) reviewInSync(ld *leadership, members []election.Member) (outsid
 		return false, nil // the members are not read yet: nothing to judge by
 	}
 	rec := ld.record()
+	// A member of the set may have been unregistered (hence unknown by address) when the
+	// set was last handed to the fan-out, and be back: keep the fan-out's view current.
+	if addrs := s.inSyncAddrs(rec, members); !slices.Equal(addrs, ld.inSyncAddrs) {
+		ld.repl.SetInSync(addrs)
+		ld.inSyncAddrs = addrs
+	}
 	stats := make(map[string]replication.ReplicaStats)
 	for _, st := range ld.repl.Stats() {
 		stats[st.Addr] = st
@@ -291,7 +297,8 @@ func (s *Server) reviewInSync(ld *leadership, members []election.Member) (outsid
 			if err := s.saveInSync(ld, next); err != nil {
 				return false, err
 			}
-			ld.repl.SetInSync(s.inSyncAddrs(next, members))
+			ld.inSyncAddrs = s.inSyncAddrs(next, members)
+			ld.repl.SetInSync(ld.inSyncAddrs)
 			for r, why := range removals {
 				if !next.has(r) {
 					s.metrics.inSyncChanges.WithLabelValues("removed").Inc()
@@ -326,12 +333,13 @@ func (s *Server) reviewInSync(ld *leadership, members []election.Member) (outsid
 		return outside, nil
 	}
 	// Count the newcomers before they are recorded: a write that commits meanwhile is on them.
-	ld.repl.SetInSync(s.inSyncAddrs(rec, members), s.inSyncAddrs(next, members))
+	ld.repl.SetInSync(ld.inSyncAddrs, s.inSyncAddrs(next, members))
 	if err := s.saveInSync(ld, next); err != nil {
-		ld.repl.SetInSync(s.inSyncAddrs(rec, members))
+		ld.repl.SetInSync(ld.inSyncAddrs)
 		return true, err
 	}
-	ld.repl.SetInSync(s.inSyncAddrs(next, members))
+	ld.inSyncAddrs = s.inSyncAddrs(next, members)
+	ld.repl.SetInSync(ld.inSyncAddrs)
 	s.metrics.inSyncChanges.WithLabelValues("added").Add(float64(len(added)))
 	s.logger.Info("added replicas to the in-sync set", "added", added, "in_sync", next.Members)
 	return outside, nil

@@ -106,6 +106,9 @@ type leadership struct {
 	rec        InSyncRecord
 	recVersion int32
 	members    atomic.Pointer[[]election.Member] // the members last read while leading
+	// inSyncAddrs is the in-sync set as last handed to the fan-out (addresses); only
+	// becomeLeader, then keepInSync, touch it.
+	inSyncAddrs []string
 }
 
 func (ld *leadership) record() InSyncRecord {
@@ -519,7 +522,8 @@ func (s *Server) becomeLeader(epoch int64, members []election.Member) {
 	}
 	ld := &leadership{epoch: epoch, repl: repl, since: time.Now(), epochStart: noop.Index, guard: guard,
 		unclean: t.unclean, done: make(chan struct{}), rec: rec, recVersion: version}
-	repl.SetInSync(s.inSyncAddrs(rec, members))
+	ld.inSyncAddrs = s.inSyncAddrs(rec, members)
+	repl.SetInSync(ld.inSyncAddrs)
 	s.writeMu.Lock()
 	if s.draining {
 		s.writeMu.Unlock()
