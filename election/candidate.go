@@ -369,6 +369,11 @@ func (c *Candidate) Leading() (context.Context, bool) {
 func (c *Candidate) CheckLeader(epoch int64) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.checkLeaderLocked(epoch)
+}
+
+// checkLeaderLocked is CheckLeader. Call with mu.
+func (c *Candidate) checkLeaderLocked(epoch int64) error {
 	switch {
 	case !c.view.IsLeader || !c.holds():
 		return ErrNotLeader
