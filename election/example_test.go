@@ -243,3 +243,35 @@ func ExampleHooks() {
 	// waited less than a minute: true
 	// leading: false epoch: 2
 }
+
+// An Observer follows the leader without taking part, as a router would.
+func ExampleObserver() {
+	zk := electiontest.NewServer(electiontest.Options{})
+	candConn, obsConn := zk.Connect(), zk.Connect()
+	defer candConn.Close()
+	defer obsConn.Close()
+	cand, err := election.New(election.Config{Conn: candConn, Events: candConn.Events(), ID: "worker-1", Address: "10.0.0.1:5000"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer cand.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := cand.Campaign(ctx); err != nil {
+		log.Fatal(err)
+	}
+
+	obs, err := election.NewObserver(election.ObserverConfig{Conn: obsConn, Events: obsConn.Events()})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer obs.Close()
+	for v := range obs.Observe(ctx) {
+		if v.Leader.ID != "" {
+			fmt.Println("leader:", v.Leader.ID, "at", v.Leader.Address, "epoch:", v.Epoch)
+			break
+		}
+	}
+	// Output:
+	// leader: worker-1 at 10.0.0.1:5000 epoch: 2
+}
