@@ -85,6 +85,26 @@ type Config struct {
 	// each watches its predecessor, and one further down the line watches
 	// the leader too, so it learns of a new leader at once.
 	LeaderPoll time.Duration
+	// Hooks receive the candidate's transitions, for metrics; nil ones are
+	// skipped. The server need not set them.
+	Hooks Hooks
+}
+
+// Hooks are callbacks for metrics (counters of elections and errors, a
+// histogram of time to elect, a gauge of leading). They run on the
+// candidate's loop goroutine, never under its lock: they must return
+// quickly and must not call Join, Campaign, Resign, Refresh or Close, which
+// wait for that goroutine; View, IsLeader and the like are fine.
+type Hooks struct {
+	// Leadership is called when this candidate starts leading (leading
+	// true) and when that leadership ends, with its epoch.
+	Leadership func(leading bool, epoch int64)
+	// Elected is called when this candidate starts leading, with how long
+	// it waited: since Join asked, or since its previous leadership ended.
+	Elected func(wait time.Duration)
+	// Error is called for each failed step the candidate will retry (step
+	// names it: "register", "follow", ...); the same failures are logged.
+	Error func(step string, err error)
 }
 
 func (cfg *Config) validate() error {
@@ -174,7 +194,8 @@ type Candidate struct {
 	leadCtx       context.Context
 	leadCancel    context.CancelFunc
 	leaderSession int64
-	want          bool // mirrors the loop's: joined and not resigned
+	want          bool      // mirrors the loop's: joined and not resigned
+	waitingSince  time.Time // when this candidate last began to wait for leadership (Hooks.Elected)
 	subs          map[*subscriber]struct{}
 	closed        bool
 }
@@ -369,6 +390,11 @@ func (c *Candidate) Leading() (context.Context, bool) {
 func (c *Candidate) CheckLeader(epoch int64) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.checkLeaderLocked(epoch)
+}
+
+// checkLeaderLocked is CheckLeader. Call with mu.
+func (c *Candidate) checkLeaderLocked(epoch int64) error {
 	switch {
 	case !c.view.IsLeader || !c.holds():
 		return ErrNotLeader

@@ -211,3 +211,67 @@ func ExampleDigestACL() {
 	fmt.Println(acl[0].Scheme, acl[0].ID)
 	// Output: digest zkv:jf4kBA8jSsxmJnBiKdIJgenK8ec=
 }
+
+// Hooks feed metrics: a gauge of leading, a count of elections, a histogram of
+// the wait for leadership, a count of retried errors by step.
+func ExampleHooks() {
+	zk := electiontest.NewServer(electiontest.Options{})
+	conn := zk.Connect()
+	defer conn.Close()
+	cand, err := election.New(election.Config{
+		Conn: conn, Events: conn.Events(), ID: "worker-1",
+		Hooks: election.Hooks{
+			Leadership: func(leading bool, epoch int64) { fmt.Println("leading:", leading, "epoch:", epoch) },
+			Elected:    func(wait time.Duration) { fmt.Println("waited less than a minute:", wait < time.Minute) },
+			Error:      func(step string, err error) { fmt.Println("retrying", step, err) },
+		},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer cand.Close()
+
+	ctx := context.Background()
+	if err := cand.Campaign(ctx); err != nil {
+		log.Fatal(err)
+	}
+	if err := cand.Resign(ctx); err != nil {
+		log.Fatal(err)
+	}
+	// Output:
+	// leading: true epoch: 2
+	// waited less than a minute: true
+	// leading: false epoch: 2
+}
+
+// An Observer follows the leader without taking part, as a router would.
+func ExampleObserver() {
+	zk := electiontest.NewServer(electiontest.Options{})
+	candConn, obsConn := zk.Connect(), zk.Connect()
+	defer candConn.Close()
+	defer obsConn.Close()
+	cand, err := election.New(election.Config{Conn: candConn, Events: candConn.Events(), ID: "worker-1", Address: "10.0.0.1:5000"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer cand.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := cand.Campaign(ctx); err != nil {
+		log.Fatal(err)
+	}
+
+	obs, err := election.NewObserver(election.ObserverConfig{Conn: obsConn, Events: obsConn.Events()})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer obs.Close()
+	for v := range obs.Observe(ctx) {
+		if v.Leader.ID != "" {
+			fmt.Println("leader:", v.Leader.ID, "at", v.Leader.Address, "epoch:", v.Epoch)
+			break
+		}
+	}
+	// Output:
+	// leader: worker-1 at 10.0.0.1:5000 epoch: 2
+}

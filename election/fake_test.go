@@ -26,6 +26,7 @@ type fakeNode struct {
 	czxid    int64
 	owner    int64
 	cversion int32          // sequence counter for children, as in ZooKeeper
+	version  int32          // data version, bumped by a multi's SetData
 	noRead   map[int64]bool // sessions its ACL denies READ (Get, GetW: ErrNoAuth)
 }
 
@@ -360,7 +361,7 @@ func (c *fakeConn) resume() {
 }
 
 func (c *fakeConn) stat(n *fakeNode) *zk.Stat {
-	return &zk.Stat{Czxid: n.czxid, EphemeralOwner: n.owner, Cversion: n.cversion}
+	return &zk.Stat{Czxid: n.czxid, EphemeralOwner: n.owner, Cversion: n.cversion, Version: n.version}
 }
 
 func (c *fakeConn) Create(p string, data []byte, flags int32, _ []zk.ACL) (string, error) {
@@ -594,4 +595,75 @@ func (s *fakeServer) remove(p string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.deleteLocked(p)
+}
+
+// Multi applies ops all or none, as ZooKeeper does: on a failed op, that op's response carries
+// its error, those after it zk.ErrAPIError (ZooKeeper's runtime inconsistency), and the call
+// returns the first error. Creates are not sequential here.
+func (c *fakeConn) Multi(ops ...any) ([]zk.MultiResponse, error) {
+	c.srv.mu.Lock()
+	defer c.srv.mu.Unlock()
+	c.ops++
+	if err := c.check(); err != nil {
+		return nil, err
+	}
+	res := make([]zk.MultiResponse, len(ops))
+	versionOK := func(p string, v int32) error {
+		n, ok := c.srv.nodes[p]
+		switch {
+		case !ok:
+			return zk.ErrNoNode
+		case v >= 0 && n.version != v:
+			return zk.ErrBadVersion
+		}
+		return nil
+	}
+	for i, op := range ops {
+		var err error
+		switch o := op.(type) {
+		case *zk.CheckVersionRequest:
+			err = versionOK(o.Path, o.Version)
+		case *zk.SetDataRequest:
+			err = versionOK(o.Path, o.Version)
+		case *zk.DeleteRequest:
+			err = versionOK(o.Path, o.Version)
+		case *zk.CreateRequest:
+			if _, ok := c.srv.nodes[path.Dir(o.Path)]; !ok {
+				err = zk.ErrNoNode
+			} else if _, ok := c.srv.nodes[o.Path]; ok {
+				err = zk.ErrNodeExists
+			}
+		default:
+			return nil, fmt.Errorf("unknown operation type %T", op)
+		}
+		if err != nil {
+			res[i].Error = err
+			for j := i + 1; j < len(res); j++ {
+				res[j].Error = zk.ErrAPIError
+			}
+			return res, err
+		}
+	}
+	for i, op := range ops {
+		switch o := op.(type) {
+		case *zk.SetDataRequest:
+			n := c.srv.nodes[o.Path]
+			n.data = append([]byte(nil), o.Data...)
+			n.version++
+			c.srv.fireLocked(o.Path, false, zk.EventNodeDataChanged)
+		case *zk.DeleteRequest:
+			c.srv.deleteLocked(o.Path)
+		case *zk.CreateRequest:
+			c.srv.zxid++
+			n := &fakeNode{data: append([]byte(nil), o.Data...), czxid: c.srv.zxid}
+			if o.Flags&zk.FlagEphemeral != 0 {
+				n.owner = c.sid
+			}
+			c.srv.nodes[o.Path] = n
+			c.srv.nodes[path.Dir(o.Path)].cversion++
+			c.srv.fireLocked(path.Dir(o.Path), true, zk.EventNodeChildrenChanged)
+			res[i].String = o.Path
+		}
+	}
+	return res, nil
 }

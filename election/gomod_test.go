@@ -48,3 +48,28 @@ func TestReplacesOnlyOurModules(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Users get the zk that election's require line names, so it must be a version a proxy can
+// serve: v0.0.0 is the in-repository placeholder, which no tag ever makes (see
+// docs/releasing.md). The integration module's consumer test packs zk at this version.
+func TestRequiresPublishableVersions(t *testing.T) {
+	b, err := os.ReadFile("go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const ours = "github.com/zkv-dev/zkv/"
+	found := false
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(strings.TrimPrefix(strings.TrimSpace(line), "require "))
+		if len(f) < 2 || !strings.HasPrefix(f[0], ours) {
+			continue
+		}
+		found = true
+		if f[1] == "v0.0.0" {
+			t.Errorf("go.mod requires %s at the placeholder v0.0.0: users could not fetch it", f[0])
+		}
+	}
+	if !found {
+		t.Errorf("go.mod requires none of %s*: is zk still required?", ours)
+	}
+}

@@ -183,10 +183,13 @@ func (c *Candidate) handleRequest(st *loopState, req request) {
 		if !st.want {
 			c.log.Info("joining the election", "dir", c.dir)
 		}
-		st.want = true
 		c.mu.Lock()
+		if !st.want {
+			c.waitingSince = time.Now()
+		}
 		c.want = true
 		c.mu.Unlock()
+		st.want = true
 		if st.node != "" {
 			req.reply <- nil
 			return
@@ -476,6 +479,9 @@ func (c *Candidate) retry(st *loopState, what string, err error) {
 		st.backoff = min(2*st.backoff, maxBackoff)
 	}
 	c.log.Warn("election step failed; retrying", "step", what, "err", err, "in", st.backoff)
+	if h := c.cfg.Hooks.Error; h != nil {
+		h(what, err)
+	}
 	st.timer.Reset(st.backoff)
 }
 
@@ -828,15 +834,31 @@ func moveWatch(to, from *watchSlot, path string) {
 func (c *Candidate) lead(self Member, epoch, sid int64, members []Member, contact time.Time) {
 	c.mu.Lock()
 	became := !c.view.IsLeader || c.leadCtx.Err() != nil // not leading, or the lease ran out
+	// A lease that ran out ended the last leadership though the loop has not stepped down yet:
+	// the hooks hear of its end, and of the wait since the lease's end.
+	lapsed, lapsedEpoch := became && c.view.IsLeader, c.view.Epoch
+	if lapsed {
+		c.waitingSince = c.leaseUntil
+	}
 	if became {
 		c.leadCtx, c.leadCancel = context.WithCancel(context.Background())
 		c.leaseUntil = time.Time{}
 	}
 	c.leaderSession = sid
 	c.extendLease(contact)
+	waited := time.Since(c.waitingSince)
 	c.mu.Unlock()
 	if became { // logged before the view goes out, so it precedes what the view sets off
 		c.log.Info("became leader", "epoch", epoch, "node", self.Node, "session", sessionHex(sid))
+		if h := c.cfg.Hooks.Leadership; h != nil {
+			if lapsed {
+				h(false, lapsedEpoch)
+			}
+			h(true, epoch)
+		}
+		if h := c.cfg.Hooks.Elected; h != nil {
+			h(waited)
+		}
 	}
 	c.publish(func(v *View) {
 		v.Self, v.Leader, v.Epoch, v.IsLeader, v.Connected = self, self, epoch, true, true
@@ -940,10 +962,14 @@ func (c *Candidate) stepDown(why string) {
 		if c.leaseTimer != nil {
 			c.leaseTimer.Stop()
 		}
+		c.waitingSince = time.Now()
 	}
 	c.mu.Unlock()
 	if was {
 		c.log.Info("stepped down", "why", why, "epoch", epoch)
+		if h := c.cfg.Hooks.Leadership; h != nil {
+			h(false, epoch)
+		}
 		c.publish(func(v *View) { v.IsLeader, v.Members = false, nil })
 	}
 }

@@ -8,8 +8,9 @@ require (
 	github.com/rs/zerolog v1.28.0
 	github.com/zkv-dev/zkv/driver v0.0.0
 	github.com/zkv-dev/zkv/election v0.0.0-00010101000000-000000000000
-	github.com/zkv-dev/zkv/zk v0.0.0
+	github.com/zkv-dev/zkv/zk v0.1.0
 	go.uber.org/goleak v1.3.0
+	golang.org/x/mod v0.41.0
 )
 
 require (

@@ -8,7 +8,7 @@ require (
 	github.com/zkv-dev/zkv/election v0.0.0
 	github.com/zkv-dev/zkv/kvstore v0.0.0
 	github.com/zkv-dev/zkv/replication v0.0.0
-	github.com/zkv-dev/zkv/zk v0.0.0
+	github.com/zkv-dev/zkv/zk v0.1.0
 	go.uber.org/goleak v1.3.0
 )
 
