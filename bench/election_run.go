@@ -26,6 +26,7 @@ type electionOptions struct {
 	ZKMode         string
 	Tick           time.Duration
 	SessionTimeout time.Duration
+	SyncOnJoin     bool
 	Servers        int
 	ServerBin      string
 	Report         string
@@ -58,6 +59,7 @@ func parseElection(args []string, stderr io.Writer) (electionOptions, error) {
 	fs.StringVar(&o.ZKMode, "zk_mode", "auto", "how to get the local ZooKeeper: auto, docker, local")
 	fs.DurationVar(&o.Tick, "tick", 200*time.Millisecond, "tickTime of the local ZooKeeper (ZooKeeper expires sessions once per tick: a short tick keeps crash failover close to the session timeout)")
 	fs.DurationVar(&o.SessionTimeout, "session_timeout", 2*time.Second, "the servers' -session_timeout")
+	fs.BoolVar(&o.SyncOnJoin, "sync_on_join", true, "start the servers with -sync_on_join: every run restarts the stopped leader, and a restarted server that starts empty never rejoins the in-sync set, so without it the data would end up on one server and each failover would wait -unclean_after for it")
 	fs.IntVar(&o.Servers, "servers", 3, "zkv servers")
 	fs.StringVar(&o.ServerBin, "server_bin", defaultServerBin(), "the zkv server binary")
 	fs.StringVar(&o.Report, "report", "docs/election-latency.md", "where the Markdown report goes; empty for none")
@@ -134,7 +136,7 @@ func runElectionReport(ctx context.Context, o electionOptions, stdout, stderr io
 		cl, err := startZkvCluster(ctx, zkvClusterOptions{
 			Binary: o.ServerBin, Servers: o.Servers, ZooKeeper: addrs,
 			LogDir: filepath.Join(o.Logs, fmt.Sprintf("placement-%d", pi)),
-			Args:   []string{"-session_timeout", o.SessionTimeout.String()},
+			Args:   []string{"-session_timeout", o.SessionTimeout.String(), fmt.Sprintf("-sync_on_join=%v", o.SyncOnJoin)},
 		})
 		if err != nil {
 			if lp != nil {
