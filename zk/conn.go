@@ -1,4 +1,5 @@
-// Package zk is a native Go client library for the ZooKeeper orchestration service.
+// A native Go client library for the ZooKeeper orchestration service (upstream go-zookeeper).
+
 package zk
 
 /*
