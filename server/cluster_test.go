@@ -191,3 +191,29 @@ func TestInSyncSetFollowsMembers(t *testing.T) {
 		t.Fatal("d holds a write from before it started")
 	}
 }
+
+// TestMinInSyncFloor: with MinInSync 2 the leader does not shrink its in-sync set to itself
+// when both followers stop: a write is then not acknowledged (503 not_replicated) rather
+// than held by one server alone.
+func TestMinInSyncFloor(t *testing.T) {
+	c := newFakeCluster()
+	opts := withConfig(func(cfg *server.Config) {
+		cfg.ReplicaLagMax, cfg.MinInSync, cfg.WriteTimeout = 200*time.Millisecond, 2, time.Second
+	})
+	a := startNode(t, c, "a", opts)
+	a.waitLeading(t)
+	b, cc := startNode(t, c, "b", opts), startNode(t, c, "c", opts)
+	b.waitReady(t)
+	cc.waitReady(t)
+	b.stop(t)
+	cc.stop(t)
+	waitFor(t, "the leader to drop one of them", func() bool { return len(a.status(t).InSync) == 2 })
+	time.Sleep(500 * time.Millisecond) // several reviews: it must stop at 2
+	if got := a.status(t).InSync; len(got) != 2 {
+		t.Fatalf("in-sync set %v: below -min_insync 2", got)
+	}
+	r := put(t, a.url, "k", "v")
+	if r.code != 503 || r.errCode(t) != server.CodeNotReplicated {
+		t.Fatalf("PUT with one server in sync and a floor of 2: %d %s", r.code, r.body)
+	}
+}

@@ -79,6 +79,11 @@ type Config struct {
 	// writes stop waiting for it (Kafka's replica.lag.time.max.ms); default 1s. It rejoins
 	// once it has caught up.
 	ReplicaLagMax time.Duration
+	// MinInSync is the smallest in-sync set (the leader included) the leader shrinks it to
+	// (Kafka's min.insync.replicas): with 2, a write is never acknowledged on one server
+	// alone once the set has had two members; writes then wait for a replica to catch up
+	// instead. Default 1: writes go on while the leader alone is in sync.
+	MinInSync int
 	// UncleanAfter is how long a newly elected leader waits, when too few members of the
 	// in-sync set are still registered to tell it every committed write, before it leads
 	// with what it can reach (an unclean leadership: writes only the missing members held
@@ -124,6 +129,9 @@ func (c Config) withDefaults() Config {
 	if c.ReplicaLagMax == 0 {
 		c.ReplicaLagMax = DefaultReplicaLagMax
 	}
+	if c.MinInSync == 0 {
+		c.MinInSync = 1
+	}
 	if c.UncleanAfter == 0 {
 		c.UncleanAfter = 2 * c.SessionTimeout
 	}
@@ -158,6 +166,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: max_value_bytes %d must not be negative", ErrInvalidConfig, c.MaxValueBytes)
 	case c.SessionTimeout < 0, c.WriteTimeout < 0, c.ShutdownTimeout < 0, c.MemberRefresh < 0, c.ReplicaLagMax < 0:
 		return fmt.Errorf("%w: timeouts must not be negative", ErrInvalidConfig)
+	case c.MinInSync < 1:
+		return fmt.Errorf("%w: min_insync %d must be at least 1", ErrInvalidConfig, c.MinInSync)
 	case c.InSyncPath[0] != '/' || strings.HasSuffix(c.InSyncPath, "/"):
 		return fmt.Errorf("%w: in-sync path %q must be an absolute znode path", ErrInvalidConfig, c.InSyncPath)
 	}

@@ -283,11 +283,14 @@ func (s *Server) reviewInSync(ld *leadership, members []election.Member) (outsid
 			next.Members = slices.DeleteFunc(slices.Clone(rec.Members), drop)
 			return next
 		}
+		// Never below -min_insync (nor below what the set already is).
+		floor := min(s.cfg.MinInSync, len(rec.Members))
+		allowed := func(set []Replica) bool { return len(set) >= floor && holds(set) }
 		next := without(func(m Replica) bool { _, ok := removals[m]; return ok })
-		if !holds(next.Members) {
+		if !allowed(next.Members) {
 			next.Members = nil
 			for r := range removals {
-				if cand := without(func(m Replica) bool { return m == r }); holds(cand.Members) {
+				if cand := without(func(m Replica) bool { return m == r }); allowed(cand.Members) {
 					next = cand
 					break
 				}

@@ -93,6 +93,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 		advertise     = fs.String("advertise", "", "host:port other servers reach this one at, registered in ZooKeeper (default host:port)")
 		pprofOn       = fs.Bool("pprof", false, "serve CPU and heap profiles under /debug/pprof/")
 		lagMax        = fs.Duration("replica_lag_max", server.DefaultReplicaLagMax, "how long an in-sync replica may fail to catch up before writes stop waiting for it")
+		minInSync     = fs.Int("min_insync", 1, "the smallest in-sync set, the leader included, the leader shrinks it to (Kafka's min.insync.replicas); with 2 a write is never acknowledged on one server alone")
 		uncleanAfter  = fs.Duration("unclean_after", 0, "how long a new leader waits for in-sync members that are gone before it leads without them, losing what only they held (default 2 x session_timeout; negative: never)")
 		noFence       = fs.Bool("unsafe_disable_fencing", false, "TESTS ONLY: replicas accept writes from any epoch and sender (shows what fencing prevents)")
 	)
@@ -144,7 +145,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 		Host: *host, Port: *port, ID: *id, ZooKeeper: ens, SessionTimeout: sto, ClusterToken: *token,
 		Ack: *ack, MaxKeyBytes: *maxKey, MaxValueBytes: *maxValue, SyncOnJoin: *syncOnJoin,
 		Address: *advertise, UnsafeDisableFencing: *noFence, Pprof: *pprofOn,
-		ReplicaLagMax: *lagMax, UncleanAfter: *uncleanAfter,
+		ReplicaLagMax: *lagMax, UncleanAfter: *uncleanAfter, MinInSync: *minInSync,
 	}
 	if *lagMax <= 0 {
 		return options{}, fmt.Errorf("-replica_lag_max %v must be positive", *lagMax)
