@@ -2,9 +2,13 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 
 	"github.com/zkv-dev/zkv/election"
 	"github.com/zkv-dev/zkv/kvstore"
@@ -50,14 +54,26 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	}
 
 	opts := []election.DialOption{election.WithLogger(logger)}
-	if cfg.ClusterToken != "" {
+	userToken := cfg.ClusterToken != ""
+	if userToken {
 		opts = append(opts, election.WithDigestAuth(digestUser, cfg.ClusterToken))
-	} else {
-		logger.Warn("no -cluster_token: internal routes are open to anyone who can reach this port and znodes are world-writable")
 	}
 	sess, err := election.DialContext(ctx, cfg.ZooKeeper, full.SessionTimeout, opts...)
 	if err != nil {
 		return fail(fmt.Errorf("server: %w", err))
+	}
+	if !userToken {
+		// No open door by default: the servers share a random secret kept in ZooKeeper
+		// beside the election. Whoever can join the election can read it; a client that
+		// can only reach the HTTP port cannot, so the internal routes refuse it.
+		secret, err := clusterSecret(ctx, sess.Conn, secretPath)
+		if err != nil {
+			sess.Close()
+			return fail(fmt.Errorf("server: the cluster secret: %w", err))
+		}
+		cfg.ClusterToken, full.ClusterToken = secret, secret
+		logger.Warn("no -cluster_token: internal routes take the cluster secret kept in ZooKeeper at " + secretPath +
+			" (anyone who can read ZooKeeper can read it; set -cluster_token for digest ACLs on the znodes too)")
 	}
 	ecfg := election.Config{
 		Conn:    sess.Conn,
@@ -68,7 +84,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		Logger:  logger.With("component", "election"),
 	}
 	acl := zk.WorldACL(zk.PermAll)
-	if cfg.ClusterToken != "" {
+	if userToken {
 		ecfg.ACL = election.DigestACL(digestUser, cfg.ClusterToken)
 		acl = ecfg.ACL
 	}
@@ -111,4 +127,55 @@ func withDefault(s, def string) string {
 		return def
 	}
 	return s
+}
+
+// secretPath is the znode of the cluster secret that guards the internal routes when no
+// -cluster_token is given.
+const secretPath = "/zkv/secret"
+
+// clusterSecret reads the cluster secret at path, creating a random one if there is none
+// (the first server to start does; the others read it).
+func clusterSecret(ctx context.Context, conn *zk.Conn, path string) (string, error) {
+	type result struct {
+		secret string
+		err    error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		for attempt := 0; attempt < 3; attempt++ {
+			data, _, err := conn.Get(path)
+			if err == nil && len(data) >= 16 {
+				ch <- result{string(data), nil}
+				return
+			}
+			if err != nil && !errors.Is(err, zk.ErrNoNode) {
+				ch <- result{"", err}
+				return
+			}
+			var b [32]byte
+			_, _ = rand.Read(b[:])
+			secret := hex.EncodeToString(b[:])
+			if _, err := conn.Create(path[:strings.LastIndex(path, "/")], nil, 0, zk.WorldACL(zk.PermAll)); err != nil && !errors.Is(err, zk.ErrNodeExists) {
+				ch <- result{"", err}
+				return
+			}
+			_, err = conn.Create(path, []byte(secret), 0, zk.WorldACL(zk.PermAll))
+			if err == nil {
+				ch <- result{secret, nil}
+				return
+			}
+			if !errors.Is(err, zk.ErrNodeExists) {
+				ch <- result{"", err}
+				return
+			}
+			// Another server created it first: read theirs.
+		}
+		ch <- result{"", errors.New("the secret znode keeps changing")}
+	}()
+	select {
+	case <-ctx.Done():
+		return "", ctx.Err()
+	case r := <-ch:
+		return r.secret, r.err
+	}
 }

@@ -245,3 +245,61 @@ func TestSecurity(t *testing.T) {
 	res.Note("%d forged internal requests to a follower: %d answered as expected (401 without/wrong token, 403 for a non-leader sender); %d of %d reads differ afterwards",
 		len(cases), len(cases)-len(res.Violations)+changed, changed, len(before))
 }
+
+// TestSecurityWithoutToken: servers started with the assignment's flags only (no
+// -cluster_token) still refuse internal requests from anyone who is not a member: they share
+// a random secret kept in ZooKeeper. Before, a forged append planted a value on a follower, one
+// position query per follower raised their fence for good, and the snapshot route dumped the
+// store.
+func TestSecurityWithoutToken(t *testing.T) {
+	res := &Result{Name: "security without a token", Fault: "forged internal requests to servers started without -cluster_token", Ack: "all"}
+	start := time.Now()
+	defer func() {
+		res.Elapsed = time.Since(start)
+		if t.Skipped() {
+			res.Skipped = "no server binary or ZooKeeper"
+		}
+		env.Record(res)
+	}()
+	c := env.Cluster(t, Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	keys := []string{"key-0", "sec-evil"}
+	seed(ctx, t, c, keys[:1])
+	before := content(ctx, t, c, keys)
+	l, err := c.Leader(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.Status(ctx, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged, _ := json.Marshal(map[string]any{"epoch": st.Epoch, "leader": l.PeerAddr, "prev_index": 1 << 40, "prev_epoch": st.Epoch,
+		"entries": []map[string]any{{"key": "sec-evil", "value": "evil", "version": 1, "index": 1<<40 + 1, "epoch": st.Epoch}}, "commit": 1<<40 + 1})
+	cases := []hostile{
+		{"forged append from the leader's address", "POST", "/internal/v1/append", "application/json", forged, nil, ""},
+		{"snapshot read", "GET", "/internal/v1/snapshot", "", nil, nil, ""},
+		{"position query raising the fence", "GET", "/internal/v1/position?epoch=9000000000000000000", "", nil, nil, ""},
+	}
+	for _, f := range c.Followers(l) {
+		for _, tc := range cases {
+			status, body, err := send(ctx, f.Addr, tc)
+			if err != nil || status != http.StatusUnauthorized {
+				res.Violations = append(res.Violations, Violation{InvHostileAnswer, fmt.Sprintf("%s to server %d: %d %v %.120s, want 401", tc.name, f.Index, status, err, body)})
+				t.Errorf("%s to server %d: got %d %v %.120s, want 401", tc.name, f.Index, status, err, body)
+			}
+		}
+	}
+	res.Counts.Ops = 2 * len(cases)
+	seed(ctx, t, c, []string{"key-1"}) // the cluster still takes writes: no fence was raised
+	after := content(ctx, t, c, keys)
+	for k, v := range before {
+		if after[k] != v {
+			res.Violations = append(res.Violations, Violation{InvHostileAnswer, fmt.Sprintf("%s was %s, now %s", k, v, after[k])})
+			t.Errorf("%s was %s, now %s", k, v, after[k])
+		}
+	}
+	res.Note("%d forged internal requests to the followers of a cluster without -cluster_token: %d refused with 401; writes still acknowledged afterwards",
+		2*len(cases), 2*len(cases)-len(res.Violations))
+}

@@ -84,7 +84,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 		zookeeperPort = fs.Int("zookeeper_port", 2181, "ZooKeeper port for -zookeeper entries without one")
 		id            = fs.String("id", "", "this server's name in the cluster (default host:port)")
 		sessionTO     = fs.String("session_timeout", server.DefaultSessionTimeout.String(), "ZooKeeper session timeout asked for (a duration, or milliseconds)")
-		token         = fs.String("cluster_token", "", "shared secret for server-to-server routes and znode ACLs")
+		token         = fs.String("cluster_token", "", "shared secret for server-to-server routes and znode ACLs (argv shows in ps: prefer -cluster_token_file or $ZKV_CLUSTER_TOKEN); without one, the servers share a random secret kept in ZooKeeper")
+		tokenFile     = fs.String("cluster_token_file", "", "a file holding the cluster token (trailing white space ignored)")
 		ack           = fs.String("ack", server.DefaultAck, "when a write is acknowledged: all, majority or leader")
 		maxKey        = fs.Int("max_key_bytes", server.DefaultMaxKeyBytes, "longest key accepted")
 		maxValue      = fs.Int("max_value_bytes", server.DefaultMaxValueBytes, "longest value accepted")
@@ -124,6 +125,18 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	if envErr != nil {
 		return options{}, envErr
 	}
+	if *tokenFile != "" {
+		if *token != "" {
+			return options{}, fmt.Errorf("-cluster_token and -cluster_token_file are exclusive")
+		}
+		data, err := os.ReadFile(*tokenFile)
+		if err != nil {
+			return options{}, fmt.Errorf("-cluster_token_file: %w", err)
+		}
+		if *token = strings.TrimSpace(string(data)); *token == "" {
+			return options{}, fmt.Errorf("-cluster_token_file %s is empty", *tokenFile)
+		}
+	}
 	sto, err := parseTimeout(*sessionTO)
 	if err != nil {
 		return options{}, fmt.Errorf("-session_timeout: %w", err)
@@ -146,6 +159,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 		Ack: *ack, MaxKeyBytes: *maxKey, MaxValueBytes: *maxValue, SyncOnJoin: *syncOnJoin,
 		Address: *advertise, UnsafeDisableFencing: *noFence, Pprof: *pprofOn,
 		ReplicaLagMax: *lagMax, UncleanAfter: *uncleanAfter, MinInSync: *minInSync,
+	}
+	if *minInSync < 1 {
+		return options{}, fmt.Errorf("-min_insync %d must be at least 1", *minInSync)
 	}
 	if *lagMax <= 0 {
 		return options{}, fmt.Errorf("-replica_lag_max %v must be positive", *lagMax)

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -110,5 +112,29 @@ func TestFlagsAdvertiseAndUnsafeFencing(t *testing.T) {
 	}
 	if _, err := parseFlags([]string{"-advertise", "no-port"}, env(), io.Discard); err == nil {
 		t.Error("-advertise without a port: no error")
+	}
+}
+
+func TestFlagsClusterTokenFileAndMinInSync(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(f, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	o, err := parseFlags([]string{"-cluster_token_file", f, "-min_insync", "2", "-replica_lag_max", "300ms"}, env(), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.cfg.ClusterToken != "s3cret" || o.cfg.MinInSync != 2 || o.cfg.ReplicaLagMax != 300*time.Millisecond {
+		t.Fatalf("token %q min_insync %d lag %v", o.cfg.ClusterToken, o.cfg.MinInSync, o.cfg.ReplicaLagMax)
+	}
+	for _, args := range [][]string{
+		{"-cluster_token_file", f, "-cluster_token", "x"},
+		{"-cluster_token_file", filepath.Join(t.TempDir(), "missing")},
+		{"-min_insync", "0"},
+		{"-replica_lag_max", "0s"},
+	} {
+		if _, err := parseFlags(args, env(), io.Discard); err == nil {
+			t.Errorf("parseFlags(%q) accepted", args)
+		}
 	}
 }
