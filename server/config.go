@@ -24,6 +24,9 @@ const (
 	DefaultMemberRefresh   = 2 * time.Second
 	DefaultSyncTimeout     = 30 * time.Second
 	DefaultReplicaLagMax   = time.Second
+	DefaultReadTimeout     = 10 * time.Second
+	DefaultIdleTimeout     = 90 * time.Second
+	DefaultMaxConns        = 4096
 	DefaultInSyncPath      = "/zkv/insync"
 )
 
@@ -79,6 +82,13 @@ type Config struct {
 	// writes stop waiting for it (Kafka's replica.lag.time.max.ms); default 1s. It rejoins
 	// once it has caught up.
 	ReplicaLagMax time.Duration
+	// ReadTimeout bounds the reading of a request, headers and body: a client that trickles
+	// its body is cut after it; default 10s. IdleTimeout closes idle keep-alive connections;
+	// default 90s. MaxConns caps the open client connections (more wait in the kernel's
+	// backlog); default 4096, negative: no cap.
+	ReadTimeout time.Duration
+	IdleTimeout time.Duration
+	MaxConns    int
 	// MinInSync is the smallest in-sync set (the leader included) the leader shrinks it to
 	// (Kafka's min.insync.replicas): with 2, a write is never acknowledged on one server
 	// alone once the set has had two members; writes then wait for a replica to catch up
@@ -132,6 +142,15 @@ func (c Config) withDefaults() Config {
 	if c.MinInSync == 0 {
 		c.MinInSync = 1
 	}
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = DefaultReadTimeout
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.MaxConns == 0 {
+		c.MaxConns = DefaultMaxConns
+	}
 	if c.UncleanAfter == 0 {
 		c.UncleanAfter = 2 * c.SessionTimeout
 	}
@@ -164,7 +183,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: max_key_bytes %d must be positive", ErrInvalidConfig, c.MaxKeyBytes)
 	case c.MaxValueBytes < 0:
 		return fmt.Errorf("%w: max_value_bytes %d must not be negative", ErrInvalidConfig, c.MaxValueBytes)
-	case c.SessionTimeout < 0, c.WriteTimeout < 0, c.ShutdownTimeout < 0, c.MemberRefresh < 0, c.ReplicaLagMax < 0:
+	case c.SessionTimeout < 0, c.WriteTimeout < 0, c.ShutdownTimeout < 0, c.MemberRefresh < 0, c.ReplicaLagMax < 0,
+		c.ReadTimeout < 0, c.IdleTimeout < 0:
 		return fmt.Errorf("%w: timeouts must not be negative", ErrInvalidConfig)
 	case c.MinInSync < 1:
 		return fmt.Errorf("%w: min_insync %d must be at least 1", ErrInvalidConfig, c.MinInSync)

@@ -2,13 +2,16 @@ package server_test
 
 import (
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/zkv-dev/zkv/replication"
 	"github.com/zkv-dev/zkv/server"
@@ -346,5 +349,46 @@ func TestLeaderReadNeedsConfirmation(t *testing.T) {
 	// A local read still answers from the local copy.
 	if r := do(t, http.MethodGet, n.url+"/v1/kv/k", "", ""); r.code != 200 {
 		t.Fatalf("local GET: %d %s", r.code, r.body)
+	}
+}
+
+// TestSlowBodyIsCut: a PUT whose body trickles in is cut once ReadTimeout has passed; it
+// does not hold a connection open for as long as the client likes.
+func TestSlowBodyIsCut(t *testing.T) {
+	c := newFakeCluster()
+	n := startNode(t, c, "a", withConfig(func(cfg *server.Config) { cfg.ReadTimeout = 300 * time.Millisecond }))
+	n.waitLeading(t)
+	conn, err := net.Dial("tcp", n.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	start := time.Now()
+	fmt.Fprintf(conn, "PUT /v1/kv/slow HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n")
+	closed := make(chan struct{})
+	go func() {
+		defer close(closed)
+		_, _ = io.Copy(io.Discard, conn) // returns when the server closes the connection
+	}()
+	for i := 0; i < 50; i++ { // 5s of one byte every 100ms, unless cut
+		select {
+		case <-closed:
+			if took := time.Since(start); took > 2*time.Second {
+				t.Fatalf("cut after %v, want about the 300ms read timeout", took)
+			}
+			if r := do(t, http.MethodGet, n.url+"/v1/kv/slow", "", ""); r.json(t)["found"] != false {
+				t.Fatalf("a cut body wrote something: %s", r.body)
+			}
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+		if _, err := conn.Write([]byte(" ")); err != nil {
+			break // cut: the next select sees it
+		}
+	}
+	select {
+	case <-closed:
+	case <-time.After(time.Second):
+		t.Fatal("a body trickling in for 5s was never cut")
 	}
 }

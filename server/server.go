@@ -18,6 +18,7 @@ import (
 	"github.com/zkv-dev/zkv/election"
 	"github.com/zkv-dev/zkv/kvstore"
 	"github.com/zkv-dev/zkv/replication"
+	"golang.org/x/net/netutil"
 )
 
 // Headers every answer carries, and the one a forwarded request carries.
@@ -242,10 +243,18 @@ func (s *Server) start(ctx context.Context) error {
 		}
 	}
 	s.listener = ln
+	if s.cfg.MaxConns > 0 {
+		ln = netutil.LimitListener(ln, s.cfg.MaxConns)
+	}
 	s.httpSrv = &http.Server{
-		Handler:           s.echo,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       90 * time.Second,
+		Handler: s.echo,
+		// A request's headers and body must arrive within ReadTimeout (a body that trickles
+		// in is cut), and its answer leave within the write deadline, which covers a write's
+		// wait for its acknowledgements and a forwarded request's round trip.
+		ReadHeaderTimeout: min(10*time.Second, s.cfg.ReadTimeout),
+		ReadTimeout:       s.cfg.ReadTimeout,
+		WriteTimeout:      s.cfg.ReadTimeout + s.cfg.WriteTimeout + 5*time.Second,
+		IdleTimeout:       s.cfg.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
 	}
 	s.started.Store(true)
