@@ -89,6 +89,10 @@ type Config struct {
 	ReadTimeout time.Duration
 	IdleTimeout time.Duration
 	MaxConns    int
+	// SilentAfter: a follower whose leader's stream has been silent this long answers
+	// /readyz with 503 (its local reads still work, saying how stale they may be); default
+	// 3s, three of the leader's heartbeats.
+	SilentAfter time.Duration
 	// MinInSync is the smallest in-sync set (the leader included) the leader shrinks it to
 	// (Kafka's min.insync.replicas): with 2, a write is never acknowledged on one server
 	// alone once the set has had two members; writes then wait for a replica to catch up
@@ -141,6 +145,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MinInSync == 0 {
 		c.MinInSync = 1
+	}
+	if c.SilentAfter == 0 {
+		c.SilentAfter = 3 * time.Second
 	}
 	if c.ReadTimeout == 0 {
 		c.ReadTimeout = DefaultReadTimeout

@@ -24,6 +24,8 @@ var (
 	ErrFenced = errors.New("server: leader fenced by a newer epoch")
 	// ErrShuttingDown reports a write refused because the server is draining.
 	ErrShuttingDown = errors.New("server: shutting down")
+	// ErrTooStale reports a local read refused by ?max_staleness: this copy may be older.
+	ErrTooStale = errors.New("server: this copy may be staler than asked")
 	// ErrLeaderUnreachable reports a forwarded request that did not get an answer.
 	ErrLeaderUnreachable = errors.New("server: leader unreachable")
 	// ErrStarted is returned by Start or Run called twice.
@@ -49,6 +51,7 @@ const (
 	CodeNotReplicated     = "not_replicated"
 	CodeLeaderUnreachable = "leader_unreachable"
 	CodeShuttingDown      = "shutting_down"
+	CodeTooStale          = "too_stale"
 	CodeInternal          = "internal"
 )
 

@@ -276,13 +276,62 @@ func (s *Server) handleGet(c echo.Context) error {
 		if !here {
 			return s.forward(c, nil)
 		}
-	} else {
-		e, ok = s.store.Get(key)
+	} else if e, ok, err = s.localRead(c, key); err != nil {
+		return err
 	}
 	if !ok {
 		return c.JSON(http.StatusOK, KV{Key: key, Found: ptr(false)})
 	}
 	return c.JSON(http.StatusOK, KV{Key: key, Value: e.Value, Found: ptr(true), Version: e.Version})
+}
+
+// localRead reads key from this server's own store. The answer says how stale it may be
+// (HeaderApplied, HeaderLastContact); ?max_staleness=D refuses it (503 too_stale) when this
+// server has not heard from its leader within D.
+func (s *Server) localRead(c echo.Context, key string) (kvstore.Entry, bool, error) {
+	var bound time.Duration = -1
+	if q := c.QueryParam("max_staleness"); q != "" {
+		d, err := time.ParseDuration(q)
+		if err != nil || d < 0 {
+			return kvstore.Entry{}, false, badRequest(CodeBadRequest, "max_staleness must be a non-negative duration such as 500ms, got %q", q)
+		}
+		bound = d
+	}
+	since := s.staleness()
+	h := c.Response().Header()
+	h.Set(HeaderLastContact, strconv.FormatInt(since.Milliseconds(), 10))
+	if since < 0 {
+		h.Set(HeaderLastContact, "-1")
+	}
+	if bound >= 0 && (since < 0 || since > bound) {
+		return kvstore.Entry{}, false, unavailable(CodeTooStale, ErrTooStale,
+			"this server last heard from its leader %s ago, more than max_staleness %s; read from another server or with ?consistency=leader",
+			lastContactText(since), bound)
+	}
+	e, ok := s.store.Get(key)
+	applied, _ := s.store.Last()
+	h.Set(HeaderApplied, strconv.FormatUint(applied, 10))
+	return e, ok, nil
+}
+
+// staleness is how long ago this server last heard from its leader: 0 while it leads, -1
+// if it never did.
+func (s *Server) staleness() time.Duration {
+	if s.leading() {
+		return 0
+	}
+	at := s.lastContact.Load()
+	if at == 0 {
+		return -1
+	}
+	return max(0, time.Since(time.Unix(0, at)))
+}
+
+func lastContactText(d time.Duration) string {
+	if d < 0 {
+		return "never"
+	}
+	return d.Round(time.Millisecond).String()
 }
 
 // wantLeaderRead parses ?consistency=: "" or "local" reads here, "leader" at the leader.
@@ -391,8 +440,8 @@ func (s *Server) handleRead(c echo.Context) error {
 		if !here {
 			return s.forward(c, nil)
 		}
-	} else {
-		e, _ = s.store.Get(key)
+	} else if e, _, err = s.localRead(c, key); err != nil {
+		return err
 	}
 	return c.JSON(http.StatusOK, struct {
 		Key   string `json:"key"`
@@ -465,6 +514,9 @@ func (s *Server) handleReadyz(c echo.Context) error {
 		return unavailable(CodeNoLeader, ErrNoLeader, "copying the leader's store (-sync_on_join)")
 	case !v.IsLeader && s.streamEpoch.Load() != v.Epoch:
 		return unavailable(CodeNoLeader, ErrNoLeader, "the leader %s does not replicate to this server yet", v.Leader.Address)
+	case !v.IsLeader && s.staleness() > s.cfg.SilentAfter:
+		return unavailable(CodeNoLeader, ErrNoLeader, "the leader's stream has been silent for %s (local reads still answer, with %s)",
+			lastContactText(s.staleness()), HeaderLastContact)
 	case !v.IsLeader && !s.follower.Position().Partial && !s.follower.InSync():
 		// A complete replica is ready once writes wait for it: from then on every write
 		// acknowledged under ack all is on it. A partial one (restarted, empty) never joins

@@ -58,6 +58,7 @@ func (s *Server) handleAppend(c echo.Context) error {
 		return replicationError(c, err)
 	}
 	s.streamEpoch.Store(req.Epoch)
+	s.lastContact.Store(time.Now().UnixNano())
 	if len(req.Entries) > 0 {
 		s.logger.Debug("appended", "leader", req.Leader, "epoch", req.Epoch, "entries", len(req.Entries),
 			"last_index", resp.LastIndex)
@@ -117,6 +118,7 @@ func (s *Server) handleInstallSnapshot(c echo.Context) error {
 		return replicationError(c, err)
 	}
 	s.streamEpoch.Store(req.Epoch)
+	s.lastContact.Store(time.Now().UnixNano())
 	s.logger.Info("installed the leader's snapshot", "leader", req.Leader, "index", resp.LastIndex,
 		"entries", len(req.Snapshot.Entries))
 	return c.JSON(http.StatusOK, resp)

@@ -244,3 +244,41 @@ func TestPositionQueryRaisesFence(t *testing.T) {
 		t.Fatalf("bad epoch: %d", r.code)
 	}
 }
+
+// TestLocalReadStaleness: a follower's local reads say how long ago it heard from its
+// leader and which index its store has applied; ?max_staleness refuses a read once that is
+// longer than asked (503 too_stale), and /readyz turns 503 once the stream is silent past
+// SilentAfter, while local reads go on.
+func TestLocalReadStaleness(t *testing.T) {
+	c, stub, n := followerOfStub(t, withConfig(func(cfg *server.Config) { cfg.SilentAfter = 300 * time.Millisecond }))
+	if r := do(t, http.MethodGet, n.url+"/v1/kv/k?max_staleness=1h", "", ""); r.code != 503 || r.errCode(t) != server.CodeTooStale {
+		t.Fatalf("max_staleness before any contact: %d %s", r.code, r.body)
+	}
+	body := appendBody(t, c.epochNow(), stub.addr(), 0, kvstore.Entry{Key: "k", Value: "v", Version: 1, Index: 1, Epoch: c.epochNow()})
+	body = strings.Replace(body, `"leader":`, `"in_sync":true,"leader":`, 1)
+	if r := do(t, http.MethodPost, n.url+replication.PathAppend, "application/json", body); r.code != 200 {
+		t.Fatalf("append: %d %s", r.code, r.body)
+	}
+	r := do(t, http.MethodGet, n.url+"/v1/kv/k?max_staleness=1h", "", "")
+	if r.code != 200 || r.hdr.Get(server.HeaderApplied) != "1" || r.hdr.Get(server.HeaderLastContact) == "" || r.hdr.Get(server.HeaderLastContact) == "-1" {
+		t.Fatalf("fresh local read: %d %s %v", r.code, r.body, r.hdr)
+	}
+	if r := do(t, http.MethodGet, n.url+"/readyz", "", ""); r.code != 200 {
+		t.Fatalf("readyz right after the leader's append: %d %s", r.code, r.body)
+	}
+	time.Sleep(400 * time.Millisecond)
+	if r := do(t, http.MethodGet, n.url+"/v1/kv/k?max_staleness=100ms", "", ""); r.code != 503 || r.errCode(t) != server.CodeTooStale {
+		t.Fatalf("max_staleness=100ms after 400ms of silence: %d %s", r.code, r.body)
+	}
+	if r := do(t, http.MethodGet, n.url+"/readyz", "", ""); r.code != 503 {
+		t.Fatalf("readyz after 400ms of silence (SilentAfter 300ms): %d %s", r.code, r.body)
+	}
+	if r := do(t, http.MethodGet, n.url+"/v1/kv/k", "", ""); r.code != 200 || r.json(t)["value"] != "v" {
+		t.Fatalf("a plain local read must still answer: %d %s", r.code, r.body)
+	}
+	for _, bad := range []string{"-1s", "soon", "1"} {
+		if r := do(t, http.MethodGet, n.url+"/v1/kv/k?max_staleness="+bad, "", ""); r.code != 400 {
+			t.Errorf("max_staleness=%s: %d %s", bad, r.code, r.body)
+		}
+	}
+}

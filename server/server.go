@@ -26,6 +26,12 @@ const (
 	HeaderLeader    = "X-Zkv-Leader"
 	HeaderEpoch     = "X-Zkv-Epoch"
 	HeaderForwarded = "X-Zkv-Forwarded"
+	// HeaderApplied (every read) is the index of the last committed write the answering
+	// store holds; HeaderLastContact (local reads) is how long ago, in milliseconds, this
+	// server last heard from its leader's stream: 0 on the leader, -1 if never (compare
+	// Consul's X-Consul-Index and X-Consul-LastContact).
+	HeaderApplied     = "X-Zkv-Applied-Index"
+	HeaderLastContact = "X-Zkv-Last-Contact"
 )
 
 // Server is one zkv server: the REST API over a store, a role driven by the election's
@@ -69,6 +75,7 @@ type Server struct {
 	// a follower is in its leader's stream (and ready) once it equals the view's epoch.
 	rejoin      chan struct{}
 	streamEpoch atomic.Int64
+	lastContact atomic.Int64 // unix nanoseconds of the last append or snapshot accepted from a leader
 	// followed is the leader this server last followed while its session was good: it
 	// takes that leader's appends, at that epoch, while its session is in doubt.
 	followed atomic.Pointer[followedLeader]
