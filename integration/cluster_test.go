@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -72,7 +73,31 @@ func startCluster(ctx context.Context, t *testing.T, args ...string) *zkvCluster
 	zc := &zkvCluster{t: t, c: c}
 	zc.leader(ctx, 30*time.Second)
 	zc.members(ctx, 3, 30*time.Second)
+	internalToken.Store(readSecret(ctx, t, z.Servers()))
 	return zc
+}
+
+// internalToken is the cluster secret of the running test's servers (they have no
+// -cluster_token, so they share one kept in ZooKeeper): the tests that call the internal
+// routes read it as a member would.
+var internalToken atomic.Value
+
+func readSecret(ctx context.Context, t *testing.T, servers []string) string {
+	t.Helper()
+	conn := ctDial(ctx, t, servers, "")
+	defer conn.Close()
+	data, _, err := conn.Get("/zkv/secret")
+	if err != nil {
+		t.Fatalf("read the cluster secret: %v", err)
+	}
+	return string(data)
+}
+
+// withToken sets the cluster secret on an internal request.
+func withToken(req *http.Request) {
+	if tok, _ := internalToken.Load().(string); tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
 }
 
 // leader waits for the running servers to agree on a leader.
@@ -203,6 +228,7 @@ func staleAppend(ctx context.Context, t *testing.T, n *cluster.Node, epoch int64
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	withToken(req)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("append to %s: %v", n.Addr(), err)
@@ -253,6 +279,7 @@ func contents(ctx context.Context, n *cluster.Node) (map[string]entry, error) {
 	if err != nil {
 		return nil, err
 	}
+	withToken(req)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil, err
