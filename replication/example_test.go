@@ -84,6 +84,38 @@ func ExampleFanout() {
 	// hello 1 true
 }
 
+// The same write path without sockets: the Fanout's Peers call Followers in this process,
+// and the link to a replica fails on demand.
+func ExampleInmemTransport() {
+	net := replication.NewInmemTransport(time.Second)
+	replicaStore, _ := kvstore.New(kvstore.Config{})
+	follower, _ := replication.NewFollower(replication.FollowerConfig{Store: replicaStore})
+	net.Register("replica:1", follower)
+
+	store, _ := kvstore.New(kvstore.Config{})
+	log, _ := replication.NewLog(replication.LogConfig{})
+	fan, _ := replication.NewFanout(replication.Config{
+		Self: "leader:1", Epoch: 1, Log: log, Snapshot: store.Snapshot, Peers: net,
+		RetryWaitMin: time.Millisecond, RetryWaitMax: 5 * time.Millisecond,
+	})
+	defer fan.Close()
+	fan.SetReplicas([]string{"replica:1"})
+
+	net.DropReplies("replica:1", 1) // the first answer is lost: the stream probes and resumes
+	e := store.Put("greeting", "hello", 1)
+	_ = log.Append(e)
+	fan.Enqueue(e)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	acked, err := fan.Wait(ctx, e.Index, replication.AckAll)
+	fmt.Println(acked, err)
+	got, ok := replicaStore.Get("greeting")
+	fmt.Println(got.Value, ok)
+	// Output:
+	// 1 <nil>
+	// hello true
+}
+
 func ExampleFollower() {
 	store, _ := kvstore.New(kvstore.Config{})
 	f, _ := replication.NewFollower(replication.FollowerConfig{Store: store})

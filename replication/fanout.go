@@ -1,22 +1,17 @@
 package replication
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/hashicorp/go-retryablehttp"
 	"github.com/zkv-dev/zkv/kvstore"
 )
 
@@ -112,14 +107,20 @@ type Config struct {
 
 	RequestTimeout    time.Duration // per HTTP attempt of an append; default 2s
 	SnapshotTimeout   time.Duration // per HTTP attempt of a snapshot; default 30s
-	RetryWaitMin      time.Duration // backoff floor; default 10ms
+	RetryWaitMin      time.Duration // backoff floor (HTTP retries and the probes after a failure); default 10ms
 	RetryWaitMax      time.Duration // backoff ceiling; default 500ms
 	RetryMax          int           // retries of one request by retryablehttp; 0: default 3, < 0: none
 	MaxBatch          int           // most entries per append; default 512
 	MaxBatchBytes     int64         // most key+value bytes per append (one entry at least); default 8 MiB
 	HeartbeatInterval time.Duration // idle replicas get an empty append this often; default 1s, < 0: off
 
-	// Transport carries the requests; default a private *http.Transport closed by Close.
+	// Peers carries the requests to the replicas; default an HTTPTransport made of Token,
+	// RequestTimeout, SnapshotTimeout, RetryWait*, RetryMax and Transport, closed by Close.
+	// When set, those fields (but RetryWait*, the Fanout's own backoff) are ignored, and
+	// Close leaves it open.
+	Peers Transport
+	// Transport carries the default HTTPTransport's requests; default a private
+	// *http.Transport closed by Close.
 	Transport http.RoundTripper
 	Observer  Observer     // optional
 	Logger    *slog.Logger // discarded when nil
@@ -208,15 +209,8 @@ type replica struct {
 	sentCommit uint64    // the commit index the replica has been told
 	inc        string    // the replica's incarnation, once it has answered
 	added      time.Time // when its stream began
-	url        string
 	cancel     context.CancelFunc
 	notify     chan struct{} // capacity 1: "the log grew"
-	append     *retryablehttp.Client
-	// first sends the probes of a replica that has never answered, without retries: a
-	// retried request would carry the position of its first attempt, which a process that
-	// starts meanwhile would take as its base (holding writes made before it started).
-	first *retryablehttp.Client
-	snap  *retryablehttp.Client
 
 	// Guarded by Fanout.mu.
 	match     uint64
@@ -236,11 +230,10 @@ type replica struct {
 // the last enqueued index, so a slow or dead replica costs no memory beyond the Log; one
 // that falls behind the Log's base gets a snapshot.
 type Fanout struct {
-	cfg       Config
-	logger    *slog.Logger
-	transport *http.Transport // owned, closed by Close; nil when cfg.Transport was given
-	appendHC  *http.Client
-	snapHC    *http.Client
+	cfg    Config
+	logger *slog.Logger
+	peers  Transport
+	owned  *HTTPTransport // the default transport, closed by Close; nil when cfg.Peers was given
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -284,19 +277,20 @@ func NewFanout(cfg Config) (*Fanout, error) {
 		changed:  make(chan struct{}),
 		deposed:  make(chan struct{}),
 	}
-	rt := cfg.Transport
-	if rt == nil {
-		f.transport = &http.Transport{
-			Proxy:               nil, // internal traffic never goes through a proxy
-			DialContext:         (&net.Dialer{Timeout: cfg.RequestTimeout, KeepAlive: 30 * time.Second}).DialContext,
-			MaxIdleConns:        100,
-			MaxIdleConnsPerHost: 4,
-			IdleConnTimeout:     90 * time.Second,
+	f.peers = cfg.Peers
+	if f.peers == nil {
+		retries := cfg.RetryMax // after withDefaults, 0 means none
+		if retries == 0 {
+			retries = -1
 		}
-		rt = f.transport
+		t, err := NewHTTPTransport(HTTPTransportConfig{Token: cfg.Token, RequestTimeout: cfg.RequestTimeout,
+			SnapshotTimeout: cfg.SnapshotTimeout, RetryWaitMin: cfg.RetryWaitMin, RetryWaitMax: cfg.RetryWaitMax,
+			RetryMax: retries, RoundTripper: cfg.Transport, OnRetry: f.noteRetry})
+		if err != nil {
+			return nil, err
+		}
+		f.peers, f.owned = t, t
 	}
-	f.appendHC = &http.Client{Transport: rt, Timeout: cfg.RequestTimeout}
-	f.snapHC = &http.Client{Transport: rt, Timeout: cfg.SnapshotTimeout}
 	f.last.index, f.last.epoch = cfg.Log.Last()
 	f.commit, f.applied, f.since = cfg.Applied, cfg.Applied, time.Now()
 	f.ctx, f.cancel = context.WithCancel(context.Background())
@@ -528,66 +522,7 @@ func (f *Fanout) SetReplicas(addrs []string) {
 }
 
 func (f *Fanout) newReplica(addr string) *replica {
-	base := addr
-	if !strings.Contains(base, "://") {
-		base = "http://" + base
-	}
-	r := &replica{addr: addr, url: strings.TrimSuffix(base, "/"), notify: make(chan struct{}, 1), added: time.Now()}
-	client := func(hc *http.Client) *retryablehttp.Client {
-		return &retryablehttp.Client{
-			HTTPClient:   hc,
-			RetryWaitMin: f.cfg.RetryWaitMin,
-			RetryWaitMax: f.cfg.RetryWaitMax,
-			RetryMax:     f.cfg.RetryMax,
-			CheckRetry:   retryPolicy,
-			Backoff:      jitterBackoff,
-			ErrorHandler: retryablehttp.PassthroughErrorHandler,
-			RequestLogHook: func(_ retryablehttp.Logger, _ *http.Request, attempt int) {
-				if attempt > 0 {
-					f.noteRetry(r)
-				}
-			},
-		}
-	}
-	r.append, r.snap = client(f.appendHC), client(f.snapHC)
-	r.first = client(f.appendHC)
-	r.first.RetryMax = 0
-	return r
-}
-
-// retryPolicy retries transport errors and 5xx (but 501), never 4xx, never after ctx ends.
-func retryPolicy(ctx context.Context, resp *http.Response, err error) (bool, error) {
-	if ctx.Err() != nil {
-		return false, ctx.Err()
-	}
-	if err != nil {
-		return true, nil
-	}
-	return resp.StatusCode >= 500 && resp.StatusCode != http.StatusNotImplemented, nil
-}
-
-// jitterBackoff doubles from min to max per attempt and picks uniformly in [d/2, d], so
-// that a leader's workers do not retry in lockstep.
-func jitterBackoff(min, max time.Duration, attempt int, _ *http.Response) time.Duration {
-	d := min
-	for i := 0; i < attempt && d < max; i++ {
-		d *= 2
-	}
-	d = clamp(d, min, max)
-	if d <= 1 {
-		return d
-	}
-	return d/2 + rand.N(d/2+1)
-}
-
-func clamp(d, lo, hi time.Duration) time.Duration {
-	if d < lo {
-		return lo
-	}
-	if d > hi {
-		return hi
-	}
-	return d
+	return &replica{addr: addr, notify: make(chan struct{}, 1), added: time.Now()}
 }
 
 // Enqueue tells the workers the Log has grown to include entries. The caller appends them
@@ -780,8 +715,8 @@ func (f *Fanout) Close() error {
 		f.mu.Unlock()
 		f.cancel()
 		f.wg.Wait()
-		if f.transport != nil {
-			f.transport.CloseIdleConnections()
+		if f.owned != nil {
+			f.owned.Close()
 		}
 	})
 	return nil
@@ -799,12 +734,15 @@ func (f *Fanout) depose(from string, epoch int64) {
 	f.cancel()
 }
 
-func (f *Fanout) noteRetry(r *replica) {
+// noteRetry counts a retry by the transport of a request to addr.
+func (f *Fanout) noteRetry(addr string) {
 	f.mu.Lock()
-	r.retries++
+	if r, ok := f.replicas[addr]; ok {
+		r.retries++
+	}
 	f.mu.Unlock()
 	if f.cfg.Observer != nil {
-		f.cfg.Observer.OnRetry(r.addr)
+		f.cfg.Observer.OnRetry(addr)
 	}
 }
 
@@ -988,40 +926,37 @@ func (f *Fanout) sendAppend(ctx context.Context, r *replica, pos position, entri
 	if entries == nil {
 		req.Entries = []kvstore.Entry{}
 	}
-	hc := r.append
-	if len(entries) == 0 && req.To == "" {
-		hc = r.first
-	}
-	status, resp, eresp, err := f.post(ctx, hc, r.url+PathAppend, req)
-	if err != nil {
-		return pos, err
-	}
+	resp, err := f.peers.Append(ctx, r.addr, req)
 	end := pos
 	if n := len(entries); n > 0 {
 		end = position{entries[n-1].Index, entries[n-1].Epoch}
 	}
+	var mismatch *LogMismatchError
 	switch {
-	case status == http.StatusOK && resp.LastIndex == end.index && resp.LastEpoch == end.epoch:
+	case err == nil && resp.LastIndex == end.index && resp.LastEpoch == end.epoch:
 		f.mu.Lock()
 		r.sentCommit = max(r.sentCommit, commit)
 		r.inc = resp.Incarnation
 		f.mu.Unlock()
 		f.setMatch(r, end.index, resp, false)
 		return end, nil
-	case status == http.StatusOK:
+	case err == nil:
 		return f.reconcile(ctx, r, pos, position{resp.LastIndex, resp.LastEpoch}, resp)
-	case status == http.StatusConflict && eresp.Error.Code == CodeLogMismatch:
-		return f.reconcile(ctx, r, pos, position{eresp.LastIndex, eresp.LastEpoch}, AppendResponse{})
+	case errors.As(err, &mismatch):
+		return f.reconcile(ctx, r, pos, position{mismatch.LastIndex, mismatch.LastEpoch}, AppendResponse{})
 	}
-	return pos, f.refused(r, status, eresp)
+	return pos, f.refused(r, err)
 }
 
-func (f *Fanout) refused(r *replica, status int, eresp ErrorResponse) error {
-	if status == http.StatusPreconditionFailed && eresp.Error.Code == CodeStaleEpoch {
-		f.depose(r.addr, eresp.Epoch)
+// refused acts on a request's error: a newer epoch deposes this leader, a new incarnation
+// restarts the replica's stream; any other error is returned as is.
+func (f *Fanout) refused(r *replica, err error) error {
+	var stale *StaleEpochError
+	if errors.As(err, &stale) {
+		f.depose(r.addr, stale.Epoch)
 		return errDeposed
 	}
-	if status == http.StatusConflict && eresp.Error.Code == CodeNewIncarnation {
+	if errors.Is(err, ErrNewIncarnation) {
 		// The process at this address restarted: it is a new replica, whose stream starts
 		// at the leader's last entry (it holds only what comes after, as it should).
 		f.mu.Lock()
@@ -1031,7 +966,7 @@ func (f *Fanout) refused(r *replica, status int, eresp ErrorResponse) error {
 		f.logger.Info("replica restarted: its stream starts again", "replica", r.addr)
 		return errRestarted
 	}
-	return fmt.Errorf("replication: replica %s answered %d %s: %s", r.addr, status, eresp.Error.Code, eresp.Error.Message)
+	return err
 }
 
 // reconcile resumes from the replica's position at if the Log holds that entry with the
@@ -1058,12 +993,9 @@ func (f *Fanout) sendSnapshot(ctx context.Context, r *replica, pos position) (po
 	to := r.inc
 	f.mu.Unlock()
 	req := SnapshotRequest{Epoch: f.cfg.Epoch, Leader: f.cfg.Self, Snapshot: snap, To: to}
-	status, resp, eresp, err := f.post(ctx, r.snap, r.url+PathSnapshot, req)
+	resp, err := f.peers.Snapshot(ctx, r.addr, req)
 	if err != nil {
-		return pos, err
-	}
-	if status != http.StatusOK {
-		return pos, f.refused(r, status, eresp)
+		return pos, f.refused(r, err)
 	}
 	at := position{resp.LastIndex, resp.LastEpoch}
 	if at.index != snap.Index || at.epoch != snap.Epoch {
@@ -1075,44 +1007,4 @@ func (f *Fanout) sendSnapshot(ctx context.Context, r *replica, pos position) (po
 	f.mu.Unlock()
 	f.setMatch(r, at.index, resp, true)
 	return at, nil
-}
-
-// post sends body as JSON and decodes a 200 answer into resp or an error answer into eresp.
-func (f *Fanout) post(ctx context.Context, c *retryablehttp.Client, url string, body any) (int, AppendResponse, ErrorResponse, error) {
-	var resp AppendResponse
-	var eresp ErrorResponse
-	buf, err := json.Marshal(body)
-	if err != nil {
-		return 0, resp, eresp, fmt.Errorf("replication: encode request: %w", err)
-	}
-	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodPost, url, buf)
-	if err != nil {
-		return 0, resp, eresp, fmt.Errorf("replication: new request: %w", err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if f.cfg.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+f.cfg.Token)
-	}
-	hr, err := c.Do(req)
-	if err != nil {
-		if hr != nil {
-			hr.Body.Close()
-		}
-		return 0, resp, eresp, fmt.Errorf("replication: POST %s: %w", url, err)
-	}
-	defer hr.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(hr.Body, maxResponseBytes))
-	if err != nil {
-		return 0, resp, eresp, fmt.Errorf("replication: POST %s: read answer: %w", url, err)
-	}
-	if hr.StatusCode == http.StatusOK {
-		if err := json.Unmarshal(data, &resp); err != nil {
-			return 0, resp, eresp, fmt.Errorf("replication: POST %s: decode answer: %w", url, err)
-		}
-		return hr.StatusCode, resp, eresp, nil
-	}
-	if err := json.Unmarshal(data, &eresp); err != nil || eresp.Error.Message == "" {
-		eresp.Error.Message = strings.TrimSpace(string(bytes.ToValidUTF8(data[:min(len(data), 200)], nil)))
-	}
-	return hr.StatusCode, resp, eresp, nil
 }
