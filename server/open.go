@@ -15,6 +15,10 @@ import (
 // set; the token is its password.
 const digestUser = "zkv"
 
+// electionRoot is the election's Root: the servers' znodes are /election/server<seq>, where
+// clients, operators and the contract tests look for them.
+const electionRoot = "/"
+
 // Open wires a Server to the real parts: it listens on Host:Port (unless cfg.Listener is
 // set), dials the ZooKeeper ensemble cfg.ZooKeeper, creates the election candidate (ID,
 // Address and Meta published in its znode; digest ACLs when a cluster token is set) and an
@@ -55,13 +59,14 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	} else {
 		logger.Warn("no -cluster_token: internal routes are open to anyone who can reach this port and znodes are world-writable")
 	}
+	opts = append(opts, election.WithoutEvents()) // the candidate subscribes
 	sess, err := election.DialContext(ctx, cfg.ZooKeeper, full.SessionTimeout, opts...)
 	if err != nil {
 		return fail(fmt.Errorf("server: %w", err))
 	}
 	ecfg := election.Config{
-		Conn:    sess.Conn,
-		Events:  sess.Events,
+		Session: sess,
+		Root:    electionRoot,
 		ID:      full.ID,
 		Address: full.Address,
 		Meta:    map[string]string{"api": "v1", "ack": full.Ack, metaIncarnation: full.Incarnation},
