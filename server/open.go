@@ -64,6 +64,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return fail(fmt.Errorf("server: %w", err))
 	}
+	em := newElectionMetrics()
 	ecfg := election.Config{
 		Session: sess,
 		Root:    electionRoot,
@@ -71,6 +72,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		Address: full.Address,
 		Meta:    map[string]string{"api": "v1", "ack": full.Ack, metaIncarnation: full.Incarnation},
 		Logger:  logger.With("component", "election"),
+		Hooks:   em.hooks(),
 	}
 	acl := zk.WorldACL(zk.PermAll)
 	if cfg.ClusterToken != "" {
@@ -93,6 +95,10 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		_ = cand.Close()
 		sess.Close()
+		return fail(err)
+	}
+	if err := em.register(s.metrics.reg); err != nil {
+		_ = s.Shutdown(ctx) // not started: closes the candidate and the session
 		return fail(err)
 	}
 	return s, nil
