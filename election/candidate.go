@@ -130,6 +130,8 @@ func validSource(sess *Session, conn Conn, events <-chan zk.Event) error {
 	switch {
 	case sess != nil && (conn != nil || events != nil):
 		return fmt.Errorf("%w: set Session, or Conn and Events, not both", ErrInvalidConfig)
+	case sess != nil && sess.conn == nil:
+		return fmt.Errorf("%w: Session has no connection (make it with Dial)", ErrInvalidConfig)
 	case sess != nil:
 		return nil
 	case conn == nil:

@@ -41,7 +41,8 @@ func TestConfigValidation(t *testing.T) {
 		"no id":            {Conn: conn, Events: conn.events, Root: "/"},
 		"no root":          {Conn: conn, Events: conn.events, ID: "a"},
 		"nul root":         {Conn: conn, Events: conn.events, ID: "a", Root: "x\x00y"},
-		"session and conn": {Session: &Session{}, Conn: conn, Events: conn.events, ID: "a", Root: "/"},
+		"session and conn": {Session: &Session{conn: conn}, Conn: conn, Events: conn.events, ID: "a", Root: "/"},
+		"zero session":     {Session: &Session{}, ID: "a", Root: "/"},
 	} {
 		if _, err := New(cfg); !errors.Is(err, ErrInvalidConfig) {
 			t.Errorf("%s: got %v, want ErrInvalidConfig", name, err)
