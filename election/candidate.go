@@ -94,7 +94,7 @@ type Config struct {
 	// the leader too, so it learns of a new leader at once.
 	LeaderPoll time.Duration
 	// Hooks receive the candidate's transitions, for metrics; nil ones are
-	// skipped. The server need not set them.
+	// skipped (zkv's server feeds them to Prometheus).
 	Hooks Hooks
 }
 
