@@ -24,7 +24,7 @@ var (
 	// lead, or leads in another epoch than the one asked about.
 	ErrNotLeader = errors.New("election: not leader")
 	// ErrNoSession is returned when the ZooKeeper session is gone for good
-	// (Config.Events was closed, i.e. the Session was closed).
+	// (its events stream was closed, i.e. the Session was closed).
 	ErrNoSession = errors.New("election: no session")
 	// ErrResigned is returned by a Join or Campaign still waiting when
 	// Resign is called.
@@ -48,18 +48,26 @@ type Conn interface {
 
 // Config configures a Candidate.
 type Config struct {
-	// Conn is the ZooKeeper connection (Session.Conn). Required.
+	// Session is the ZooKeeper session (from Dial) the candidate uses; it
+	// may be shared with other candidates and observers, each under its own
+	// Root. The candidate subscribes to its events (Session.Subscribe) and
+	// ends the subscription on Close. Set either Session, or Conn and Events.
+	Session *Session
+	// Conn is the ZooKeeper connection, for a Conn that is not a Session's
+	// (a fake in tests): required unless Session is set.
 	Conn Conn
-	// Events carries Conn's session events (Session.Events). Required. A
-	// closed Events means the session is gone for good. Events only hasten
-	// what the candidate would do anyway: while it has no session it polls
-	// the session state every 100ms, so a lost event (zk.Connect's own
-	// channel has 6 slots and drops the rest; a channel shared with another
-	// reader loses what that reader takes) delays it, never stalls it.
-	// Session.Events loses nothing.
+	// Events carries Conn's session events; required with Conn. A closed
+	// Events means the session is gone for good. Events only hasten what
+	// the candidate would do anyway: while it has no session it polls the
+	// session state every 100ms, so a lost event (zk.Connect's own channel
+	// has 6 slots and drops the rest; a channel shared with another reader
+	// loses what that reader takes) delays it, never stalls it. A Session's
+	// streams lose nothing.
 	Events <-chan zk.Event
-	// Root is the parent of the "election" znode; "" gives /election,
-	// "zkv" gives /zkv/election. Missing parents are created (persistent).
+	// Root is the parent of the "election" znode: "/zkv" gives
+	// /zkv/election, "/" gives /election. Required, so that two services
+	// do not meet in one election by default. Missing parents are created
+	// (persistent).
 	Root string
 	// ID names this candidate. Required.
 	ID string
@@ -86,7 +94,7 @@ type Config struct {
 	// the leader too, so it learns of a new leader at once.
 	LeaderPoll time.Duration
 	// Hooks receive the candidate's transitions, for metrics; nil ones are
-	// skipped. The server need not set them.
+	// skipped (zkv's server feeds them to Prometheus).
 	Hooks Hooks
 }
 
@@ -108,16 +116,38 @@ type Hooks struct {
 }
 
 func (cfg *Config) validate() error {
-	switch {
-	case cfg.Conn == nil:
-		return fmt.Errorf("%w: Conn is required", ErrInvalidConfig)
-	case cfg.Events == nil:
-		return fmt.Errorf("%w: Events is required", ErrInvalidConfig)
-	case cfg.ID == "":
+	if err := validSource(cfg.Session, cfg.Conn, cfg.Events); err != nil {
+		return err
+	}
+	if cfg.ID == "" {
 		return fmt.Errorf("%w: ID is required", ErrInvalidConfig)
 	}
-	if err := validPath(electionDir(cfg.Root)); err != nil {
-		return fmt.Errorf("%w: Root %q: %v", ErrInvalidConfig, cfg.Root, err)
+	return validRoot(cfg.Root)
+}
+
+// validSource checks that a config names its session one way only.
+func validSource(sess *Session, conn Conn, events <-chan zk.Event) error {
+	switch {
+	case sess != nil && (conn != nil || events != nil):
+		return fmt.Errorf("%w: set Session, or Conn and Events, not both", ErrInvalidConfig)
+	case sess != nil && sess.conn == nil:
+		return fmt.Errorf("%w: Session has no connection (make it with Dial)", ErrInvalidConfig)
+	case sess != nil:
+		return nil
+	case conn == nil:
+		return fmt.Errorf("%w: Session or Conn is required", ErrInvalidConfig)
+	case events == nil:
+		return fmt.Errorf("%w: Events is required with Conn", ErrInvalidConfig)
+	}
+	return nil
+}
+
+func validRoot(root string) error {
+	if root == "" {
+		return fmt.Errorf("%w: Root is required (\"/\" for /election)", ErrInvalidConfig)
+	}
+	if err := validPath(electionDir(root)); err != nil {
+		return fmt.Errorf("%w: Root %q: %v", ErrInvalidConfig, root, err)
 	}
 	return nil
 }
@@ -185,6 +215,8 @@ type Candidate struct {
 	closeErr  error
 	wg        sync.WaitGroup
 
+	unsubscribe func() // ends the Session subscription, after the loop
+
 	mu            sync.Mutex
 	leaseUntil    time.Time   // zero: no lease (not leading, or no session timeout known)
 	leaseTimer    *time.Timer // cancels leadCtx when the lease runs out
@@ -225,7 +257,7 @@ var cancelledCtx = func() context.Context {
 }()
 
 // New validates cfg and starts the candidate's background loop, which reads
-// cfg.Events from now on. The candidate does not take part until Join or
+// the session's events from now on. The candidate does not take part until Join or
 // Campaign. Call Close to stop it.
 func New(cfg Config) (*Candidate, error) {
 	if err := cfg.validate(); err != nil {
@@ -263,6 +295,11 @@ func New(cfg Config) (*Candidate, error) {
 		leaseLost: make(chan struct{}, 1),
 	}
 	c.view = View{Self: c.selfMember("", 0)}
+	c.unsubscribe = func() {}
+	if cfg.Session != nil {
+		c.cfg.Conn = cfg.Session.conn
+		c.cfg.Events, c.unsubscribe = cfg.Session.Subscribe()
+	}
 	c.wg.Add(1)
 	go c.run()
 	return c, nil
@@ -571,6 +608,7 @@ func (c *Candidate) Close() error {
 		first = true
 		close(c.stop)
 		c.wg.Wait()
+		c.unsubscribe()
 	})
 	if first {
 		return c.closeErr

@@ -36,10 +36,13 @@ func TestConfigValidation(t *testing.T) {
 	srv := newFakeServer()
 	conn := srv.connect()
 	for name, cfg := range map[string]Config{
-		"no conn":   {Events: conn.events, ID: "a"},
-		"no events": {Conn: conn, ID: "a"},
-		"no id":     {Conn: conn, Events: conn.events},
-		"nul root":  {Conn: conn, Events: conn.events, ID: "a", Root: "x\x00y"},
+		"no conn":          {Events: conn.events, ID: "a", Root: "/"},
+		"no events":        {Conn: conn, ID: "a", Root: "/"},
+		"no id":            {Conn: conn, Events: conn.events, Root: "/"},
+		"no root":          {Conn: conn, Events: conn.events, ID: "a"},
+		"nul root":         {Conn: conn, Events: conn.events, ID: "a", Root: "x\x00y"},
+		"session and conn": {Session: &Session{conn: conn}, Conn: conn, Events: conn.events, ID: "a", Root: "/"},
+		"zero session":     {Session: &Session{}, ID: "a", Root: "/"},
 	} {
 		if _, err := New(cfg); !errors.Is(err, ErrInvalidConfig) {
 			t.Errorf("%s: got %v, want ErrInvalidConfig", name, err)
@@ -468,7 +471,7 @@ func TestCloseIdempotent(t *testing.T) {
 func TestSessionGone(t *testing.T) {
 	srv := newFakeServer()
 	conn := srv.connect()
-	c, err := New(Config{Conn: conn, Events: conn.events, ID: "a"})
+	c, err := New(Config{Conn: conn, Events: conn.events, ID: "a", Root: "/"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -853,7 +856,7 @@ func TestLogHandlerMayCallIsLeader(t *testing.T) {
 	defer conn.close()
 	base, _ := testLogger(t)
 	probe := &leaderProbe{}
-	c, err := New(Config{Conn: conn, Events: conn.events, ID: "a",
+	c, err := New(Config{Conn: conn, Events: conn.events, ID: "a", Root: "/",
 		Logger: slog.New(leaderAttr{base.Handler(), probe})})
 	if err != nil {
 		t.Fatal(err)

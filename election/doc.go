@@ -50,19 +50,22 @@
 // # Sessions
 //
 // go-zookeeper's event channel has a buffer of 6 and drops what does not
-// fit. Dial returns a Session whose Events channel is fed by an event
-// callback through an unbounded queue instead, and routes go-zookeeper's
-// log lines to log/slog. Liveness does not rest on it: events only hasten
-// what the candidate does anyway (it polls the session state while it has
-// none), so a lossy or shared Config.Events delays it, never stalls it.
+// fit. Dial returns a Session that fans each event out, through an
+// unbounded queue per subscriber, to every candidate and observer built on
+// it (Config.Session), and routes go-zookeeper's log lines to log/slog.
+// One Session serves several elections, each under its own Root; Root is
+// required, so two services never meet in one election by default.
+// Liveness does not rest on events: they only hasten what the candidate
+// does anyway (it polls the session state while it has none), so the lossy
+// or shared Config.Events of a Conn given apart delays it, never stalls it.
 //
 // # Use
 //
-//	sess, err := election.Dial([]string{"127.0.0.1:2181"}, 4*time.Second)
+//	sess, err := election.Dial([]string{"127.0.0.1:2181"}, 4*time.Second, election.WithoutEvents())
 //	if err != nil { ... }
 //	defer sess.Close()
 //	cand, err := election.New(election.Config{
-//		Conn: sess.Conn, Events: sess.Events, ID: "server-1", Address: "127.0.0.1:5000",
+//		Session: sess, Root: "/myservice", ID: "server-1", Address: "127.0.0.1:5000",
 //	})
 //	if err != nil { ... }
 //	defer cand.Close() // runs first: deletes the node, then the session closes

@@ -18,15 +18,16 @@ import (
 // It needs a live ZooKeeper, so it has no output to check.
 func Example() {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	sess, err := election.Dial([]string{"127.0.0.1:2181"}, 4*time.Second, election.WithLogger(logger))
+	sess, err := election.Dial([]string{"127.0.0.1:2181"}, 4*time.Second,
+		election.WithLogger(logger), election.WithoutEvents())
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer sess.Close()
 
 	cand, err := election.New(election.Config{
-		Conn:    sess.Conn,
-		Events:  sess.Events,
+		Session: sess,
+		Root:    "/myservice", // the election's znodes: /myservice/election/server<seq>
 		ID:      "server-1",
 		Address: "127.0.0.1:5000",
 		Logger:  logger,
@@ -53,7 +54,7 @@ func ExampleCandidate_Campaign() {
 	zk := electiontest.NewServer(electiontest.Options{})
 	conn := zk.Connect()
 	defer conn.Close()
-	cand, err := election.New(election.Config{Conn: conn, Events: conn.Events(), ID: "worker-1"})
+	cand, err := election.New(election.Config{Conn: conn, Events: conn.Events(), Root: "/", ID: "worker-1"})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -81,7 +82,7 @@ func ExampleCandidate_CampaignTerm() {
 	zk := electiontest.NewServer(electiontest.Options{})
 	conn := zk.Connect()
 	defer conn.Close()
-	cand, err := election.New(election.Config{Conn: conn, Events: conn.Events(), ID: "worker-1"})
+	cand, err := election.New(election.Config{Conn: conn, Events: conn.Events(), Root: "/", ID: "worker-1"})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -112,7 +113,7 @@ func ExampleCandidate_Run() {
 	for _, id := range []string{"a", "b"} {
 		conn := zk.Connect()
 		defer conn.Close()
-		cand, err := election.New(election.Config{Conn: conn, Events: conn.Events(), ID: id})
+		cand, err := election.New(election.Config{Conn: conn, Events: conn.Events(), Root: "/", ID: id})
 		if err != nil {
 			log.Fatal(err)
 		}
@@ -159,7 +160,7 @@ func ExampleCandidate_Resign() {
 	for _, id := range []string{"a", "b"} {
 		conn := zk.Connect()
 		defer conn.Close()
-		cand, err := election.New(election.Config{Conn: conn, Events: conn.Events(), ID: id})
+		cand, err := election.New(election.Config{Conn: conn, Events: conn.Events(), Root: "/", ID: id})
 		if err != nil {
 			log.Fatal(err)
 		}
@@ -197,7 +198,7 @@ func ExampleWithDigestAuth() {
 	}
 	defer sess.Close()
 	cand, err := election.New(election.Config{
-		Conn: sess.Conn, Events: sess.Events, ID: "server-1",
+		Session: sess, Root: "/myservice", ID: "server-1",
 		ACL: election.DigestACL("zkv", "s3cret"),
 	})
 	if err != nil {
@@ -219,7 +220,7 @@ func ExampleHooks() {
 	conn := zk.Connect()
 	defer conn.Close()
 	cand, err := election.New(election.Config{
-		Conn: conn, Events: conn.Events(), ID: "worker-1",
+		Conn: conn, Events: conn.Events(), Root: "/", ID: "worker-1",
 		Hooks: election.Hooks{
 			Leadership: func(leading bool, epoch int64) { fmt.Println("leading:", leading, "epoch:", epoch) },
 			Elected:    func(wait time.Duration) { fmt.Println("waited less than a minute:", wait < time.Minute) },
@@ -250,7 +251,7 @@ func ExampleObserver() {
 	candConn, obsConn := zk.Connect(), zk.Connect()
 	defer candConn.Close()
 	defer obsConn.Close()
-	cand, err := election.New(election.Config{Conn: candConn, Events: candConn.Events(), ID: "worker-1", Address: "10.0.0.1:5000"})
+	cand, err := election.New(election.Config{Conn: candConn, Events: candConn.Events(), Root: "/", ID: "worker-1", Address: "10.0.0.1:5000"})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -261,7 +262,7 @@ func ExampleObserver() {
 		log.Fatal(err)
 	}
 
-	obs, err := election.NewObserver(election.ObserverConfig{Conn: obsConn, Events: obsConn.Events()})
+	obs, err := election.NewObserver(election.ObserverConfig{Conn: obsConn, Events: obsConn.Events(), Root: "/"})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -101,7 +101,7 @@ func newMemberWith(t testing.TB, srv *fakeServer, id string, edit func(*Config))
 	t.Helper()
 	conn := srv.connect()
 	logger, sink := testLogger(t)
-	cfg := Config{Conn: conn, Events: conn.events, ID: id, Address: id + ":5000",
+	cfg := Config{Conn: conn, Events: conn.events, Root: "/", ID: id, Address: id + ":5000",
 		Meta: map[string]string{"role": "test"}, Logger: logger}
 	if edit != nil {
 		edit(&cfg)

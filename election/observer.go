@@ -3,7 +3,6 @@ package election
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -13,10 +12,11 @@ import (
 
 // ObserverConfig configures an Observer. Its fields mean what Config's do.
 type ObserverConfig struct {
-	Conn   Conn            // required
-	Events <-chan zk.Event // required; closed: the session is gone for good
-	Root   string          // "" gives /election
-	Logger *slog.Logger    // discarded when nil
+	Session *Session        // Session, or Conn and Events
+	Conn    Conn            // required without Session
+	Events  <-chan zk.Event // required with Conn; closed: the session is gone for good
+	Root    string          // required; "/" gives /election
+	Logger  *slog.Logger    // discarded when nil
 }
 
 // absentPoll is how often an Observer looks for an election znode that does not exist yet (the
@@ -39,6 +39,8 @@ type Observer struct {
 	wg   sync.WaitGroup
 	once sync.Once
 
+	unsubscribe func() // ends the Session subscription, after run
+
 	mu     sync.Mutex
 	view   View
 	subs   map[*subscriber]struct{}
@@ -46,24 +48,25 @@ type Observer struct {
 }
 
 // NewObserver validates cfg and starts following the election in the background, reading
-// cfg.Events from now on. Call Close to stop it.
+// the session's events from now on. Call Close to stop it.
 func NewObserver(cfg ObserverConfig) (*Observer, error) {
-	switch {
-	case cfg.Conn == nil:
-		return nil, fmt.Errorf("%w: Conn is required", ErrInvalidConfig)
-	case cfg.Events == nil:
-		return nil, fmt.Errorf("%w: Events is required", ErrInvalidConfig)
+	if err := validSource(cfg.Session, cfg.Conn, cfg.Events); err != nil {
+		return nil, err
+	}
+	if err := validRoot(cfg.Root); err != nil {
+		return nil, err
 	}
 	dir := electionDir(cfg.Root)
-	if err := validPath(dir); err != nil {
-		return nil, fmt.Errorf("%w: Root %q: %v", ErrInvalidConfig, cfg.Root, err)
-	}
 	logger := cfg.Logger
 	if logger == nil {
 		logger = discardLogger()
 	}
 	o := &Observer{cfg: cfg, log: logger.With("observer", dir), dir: dir, stop: make(chan struct{}),
-		subs: make(map[*subscriber]struct{})}
+		subs: make(map[*subscriber]struct{}), unsubscribe: func() {}}
+	if cfg.Session != nil {
+		o.cfg.Conn = cfg.Session.conn
+		o.cfg.Events, o.unsubscribe = cfg.Session.Subscribe()
+	}
 	o.wg.Add(1)
 	go o.run()
 	return o, nil
@@ -114,6 +117,7 @@ func (o *Observer) Close() error {
 	o.once.Do(func() {
 		close(o.stop)
 		o.wg.Wait()
+		o.unsubscribe()
 	})
 	return nil
 }

@@ -11,7 +11,7 @@ func TestObserverFollowsWithoutJoining(t *testing.T) {
 	conn := srv.connect()
 	t.Cleanup(conn.close)
 	logger, _ := testLogger(t)
-	o, err := NewObserver(ObserverConfig{Conn: conn, Events: conn.events, Logger: logger})
+	o, err := NewObserver(ObserverConfig{Conn: conn, Events: conn.events, Root: "/", Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +69,7 @@ func TestObserverConfigValidation(t *testing.T) {
 	srv := newFakeServer()
 	conn := srv.connect()
 	t.Cleanup(conn.close)
-	for _, cfg := range []ObserverConfig{{Events: conn.events}, {Conn: conn}, {Conn: conn, Events: conn.events, Root: "a\x00b"}} {
+	for _, cfg := range []ObserverConfig{{Events: conn.events, Root: "/"}, {Conn: conn, Root: "/"}, {Conn: conn, Events: conn.events}, {Conn: conn, Events: conn.events, Root: "a\x00b"}} {
 		if _, err := NewObserver(cfg); !errors.Is(err, ErrInvalidConfig) {
 			t.Errorf("NewObserver(%+v): %v, want ErrInvalidConfig", cfg, err)
 		}

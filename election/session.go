@@ -13,32 +13,78 @@ import (
 	"github.com/zkv-dev/zkv/zk"
 )
 
-// Session is a ZooKeeper connection whose session events are delivered
-// without loss on Events.
+// Session is a ZooKeeper connection whose events are delivered without loss
+// to each of its subscribers.
 //
 // go-zookeeper's own event channel has a buffer of 6 and silently drops
-// events when it is full; Dial instead installs an event callback feeding an
-// unbounded queue, so no session state change is ever lost however slowly
-// Events is read. Hand Conn and Events to exactly one reader, typically
-// Config.Conn and Config.Events of a Candidate.
+// events when it is full; Dial instead installs an event callback that fans
+// each event out to an unbounded queue per subscriber, so no session state
+// change is ever lost however slowly a subscriber reads. Several candidates
+// and observers (elections under different roots) share one Session: give
+// each Config.Session, and each subscribes for its own stream.
 type Session struct {
 	// Conn is the underlying connection; it satisfies Conn.
 	Conn *zk.Conn
-	// Events carries every event go-zookeeper reports (session state
-	// changes, EventNotWatching, watch events) in order. It is closed by
-	// Close; events still queued at that point are dropped.
+	// Events is the stream of a subscription Dial makes, for a single
+	// reader that takes Conn and Events apart (Config.Conn and
+	// Config.Events); prefer Config.Session, or Subscribe. It carries every
+	// event go-zookeeper reports (session state changes, EventNotWatching,
+	// watch events) in order, and holds them until read: with
+	// WithoutEvents it is nil and holds nothing. It is closed by Close;
+	// events still queued at that point are dropped.
 	Events <-chan zk.Event
 
-	queue     *eventQueue
+	conn      Conn          // Conn, as candidates use it (a fake in unit tests)
 	drained   chan struct{} // closed when go-zookeeper's own channel is closed
 	closeOnce sync.Once
 	wg        sync.WaitGroup
+
+	mu     sync.Mutex
+	subs   map[*eventQueue]struct{}
+	closed bool
+}
+
+// Subscribe returns a new stream of the Session's events, from now on, and
+// a cancel func that ends it (closing the channel; idempotent). Like
+// Events, the stream loses nothing and holds what is not read, so cancel it
+// when done; Close ends every stream. On a closed Session the channel is
+// closed at once.
+func (s *Session) Subscribe() (<-chan zk.Event, func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q := newEventQueue()
+	if s.closed {
+		close(q.out)
+		return q.out, func() {}
+	}
+	s.subs[q] = struct{}{}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		q.run()
+	}()
+	return q.out, func() {
+		s.mu.Lock()
+		delete(s.subs, q)
+		s.mu.Unlock()
+		q.close()
+	}
+}
+
+// publish is go-zookeeper's event callback: it must not block.
+func (s *Session) publish(ev zk.Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for q := range s.subs {
+		q.push(ev)
+	}
 }
 
 // DialOption configures Dial.
 type DialOption func(*dialOptions)
 
 type dialOptions struct {
+	noEvents  bool
 	logger    *slog.Logger
 	auth      []authCred
 	zkOptions []func(*zk.Conn)
@@ -50,6 +96,13 @@ type authCred struct{ scheme, secret string }
 // of the standard library's log package. By default they are discarded.
 func WithLogger(logger *slog.Logger) DialOption {
 	return func(o *dialOptions) { o.logger = logger }
+}
+
+// WithoutEvents leaves Session.Events nil, for a program that reads events
+// only through Subscribe or Config.Session: an Events nobody reads would
+// hold every event until Close.
+func WithoutEvents() DialOption {
+	return func(o *dialOptions) { o.noEvents = true }
 }
 
 // WithDigestAuth authenticates the connection with ZooKeeper's digest scheme
@@ -103,28 +156,29 @@ func DialContext(ctx context.Context, servers []string, sessionTimeout time.Dura
 		logger = discardLogger()
 	}
 
-	q := newEventQueue()
+	s := &Session{drained: make(chan struct{}), subs: make(map[*eventQueue]struct{})}
 	zkOpts := make([]func(*zk.Conn), 0, len(o.zkOptions)+2)
 	zkOpts = append(zkOpts, o.zkOptions...)
 	zkOpts = append(zkOpts,
-		zk.WithEventCallback(q.push),
+		zk.WithEventCallback(s.publish),
 		zk.WithLogger(zkLogger{logger.With("component", "zk")}),
 	)
+	if !o.noEvents {
+		s.Events, _ = s.Subscribe() // ended by Close
+	}
 	conn, raw, err := connectWith(zk.Connect, servers, sessionTimeout, zkOpts)
 	if err != nil {
+		s.closeSubscribers()
+		s.wg.Wait()
 		return nil, fmt.Errorf("election: dial %s: %w", strings.Join(servers, ","), err)
 	}
-	s := &Session{Conn: conn, Events: q.out, queue: q, drained: make(chan struct{})}
-	s.wg.Add(2)
+	s.Conn, s.conn = conn, conn
+	s.wg.Add(1)
 	go func() { // go-zookeeper closes raw when its loop has ended for good
 		defer s.wg.Done()
 		defer close(s.drained)
 		for range raw { // everything also arrives through the callback
 		}
-	}()
-	go func() {
-		defer s.wg.Done()
-		q.run()
 	}()
 
 	for _, a := range o.auth {
@@ -170,15 +224,28 @@ func (s *Session) addAuth(ctx context.Context, a authCred) error {
 }
 
 // Close closes the connection (the server then deletes the session's
-// ephemeral znodes), waits for go-zookeeper to stop and closes Events. It is
-// idempotent.
+// ephemeral znodes), waits for go-zookeeper to stop and closes Events and
+// every subscribed stream. It is idempotent. Close the candidates and
+// observers using the Session first.
 func (s *Session) Close() {
 	s.closeOnce.Do(func() {
 		s.Conn.Close()
 		<-s.drained // no callback can run after this
-		s.queue.close()
+		s.closeSubscribers()
 		s.wg.Wait()
 	})
+}
+
+// closeSubscribers ends every stream; Subscribe hands out closed ones from
+// now on.
+func (s *Session) closeSubscribers() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	for q := range s.subs {
+		q.close()
+	}
+	clear(s.subs)
 }
 
 // eventQueue is an unbounded FIFO between go-zookeeper's callback (which

@@ -39,11 +39,11 @@ func TestRealZooKeeper(t *testing.T) {
 	t.Cleanup(func() { cleanTree(t, servers, root) }) // runs after the candidates close
 	for _, id := range []string{"a", "b", "c"} {
 		logger, _ := testLogger(t)
-		sess, err := DialContext(ctx, servers, 2*time.Second, WithLogger(logger), WithDigestAuth("zkv", "test"))
+		sess, err := DialContext(ctx, servers, 2*time.Second, WithLogger(logger), WithDigestAuth("zkv", "test"), WithoutEvents())
 		if err != nil {
 			t.Fatal(err)
 		}
-		c, err := New(Config{Conn: sess.Conn, Events: sess.Events, Root: root, ID: id,
+		c, err := New(Config{Session: sess, Root: root, ID: id,
 			Address: id + ":1", ACL: DigestACL("zkv", "test"), Logger: logger})
 		if err != nil {
 			t.Fatal(err)

@@ -85,12 +85,12 @@ func (r *electionRig) add(ctx context.Context, id string, proxied bool) *candida
 		}
 	}
 	logger := testLogger(t).With("who", id)
-	sess, err := election.DialContext(ctx, servers, electionSession, election.WithLogger(logger))
+	sess, err := election.DialContext(ctx, servers, electionSession, election.WithLogger(logger), election.WithoutEvents())
 	if err != nil {
 		t.Fatalf("dial %s: %v", id, err)
 	}
 	c, err := election.New(election.Config{
-		Conn: sess.Conn, Events: sess.Events, Root: r.root, ID: id, Address: id + ".invalid:1",
+		Session: sess, Root: r.root, ID: id, Address: id + ".invalid:1",
 		Logger: logger, LeaderPoll: r.poll,
 	})
 	if err != nil {

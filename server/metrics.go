@@ -1,8 +1,11 @@
 package server
 
 import (
+	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/zkv-dev/zkv/election"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -130,3 +133,55 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 func (m *metrics) OnRetry(replica string)    { m.retries.WithLabelValues(replica).Inc() }
 func (m *metrics) OnAck(string, uint64)      {}
 func (m *metrics) OnSnapshot(replica string) { m.snapshots.WithLabelValues(replica).Inc() }
+
+// electionMetrics count the candidate's transitions through election.Hooks. Open makes them
+// before the candidate (the hooks go into its Config) and registers them with the server's
+// registry once the server exists. The hooks run on the candidate's goroutine: they only
+// touch Prometheus' atomic counters, never block.
+type electionMetrics struct {
+	transitions *prometheus.CounterVec
+	timeToElect prometheus.Histogram
+	errors      *prometheus.CounterVec
+}
+
+func newElectionMetrics() *electionMetrics {
+	em := &electionMetrics{
+		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "zkv_election_transitions_total", Help: "Times this server started leading (to=leader) and stopped (to=follower).",
+		}, []string{"to"}),
+		timeToElect: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "zkv_election_time_to_elect_seconds", Help: "How long this server waited to lead: since it joined, or since its previous leadership ended.",
+			Buckets: []float64{.01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300},
+		}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "zkv_election_errors_total", Help: "Failed election steps the candidate retries, by step.",
+		}, []string{"step"}),
+	}
+	em.transitions.WithLabelValues("leader")
+	em.transitions.WithLabelValues("follower")
+	return em
+}
+
+func (em *electionMetrics) hooks() election.Hooks {
+	return election.Hooks{
+		Leadership: func(leading bool, _ int64) {
+			to := "follower"
+			if leading {
+				to = "leader"
+			}
+			em.transitions.WithLabelValues(to).Inc()
+		},
+		Elected: func(wait time.Duration) { em.timeToElect.Observe(wait.Seconds()) },
+		// The steps are a few fixed names, so the label stays bounded.
+		Error: func(step string, _ error) { em.errors.WithLabelValues(step).Inc() },
+	}
+}
+
+func (em *electionMetrics) register(reg prometheus.Registerer) error {
+	for _, c := range []prometheus.Collector{em.transitions, em.timeToElect, em.errors} {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("server: election metrics: %w", err)
+		}
+	}
+	return nil
+}

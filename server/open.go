@@ -19,6 +19,10 @@ import (
 // set; the token is its password.
 const digestUser = "zkv"
 
+// electionRoot is the election's Root: the servers' znodes are /election/server<seq>, where
+// clients, operators and the contract tests look for them.
+const electionRoot = "/"
+
 // Open wires a Server to the real parts: it listens on Host:Port (unless cfg.Listener is
 // set), dials the ZooKeeper ensemble cfg.ZooKeeper, creates the election candidate (ID,
 // Address and Meta published in its znode; digest ACLs when a cluster token is set) and an
@@ -58,6 +62,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	if userToken {
 		opts = append(opts, election.WithDigestAuth(digestUser, cfg.ClusterToken))
 	}
+	opts = append(opts, election.WithoutEvents()) // the candidate subscribes
 	sess, err := election.DialContext(ctx, cfg.ZooKeeper, full.SessionTimeout, opts...)
 	if err != nil {
 		return fail(fmt.Errorf("server: %w", err))
@@ -75,13 +80,15 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		logger.Warn("no -cluster_token: internal routes take the cluster secret kept in ZooKeeper at " + secretPath +
 			" (anyone who can read ZooKeeper can read it; set -cluster_token for digest ACLs on the znodes too)")
 	}
+	em := newElectionMetrics()
 	ecfg := election.Config{
-		Conn:    sess.Conn,
-		Events:  sess.Events,
+		Session: sess,
+		Root:    electionRoot,
 		ID:      full.ID,
 		Address: full.Address,
 		Meta:    map[string]string{"api": "v1", "ack": full.Ack, metaIncarnation: full.Incarnation},
 		Logger:  logger.With("component", "election"),
+		Hooks:   em.hooks(),
 	}
 	acl := zk.WorldACL(zk.PermAll)
 	if userToken {
@@ -104,6 +111,10 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		_ = cand.Close()
 		sess.Close()
+		return fail(err)
+	}
+	if err := em.register(s.metrics.reg); err != nil {
+		_ = s.Shutdown(ctx) // not started: closes the candidate and the session
 		return fail(err)
 	}
 	return s, nil

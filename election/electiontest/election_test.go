@@ -29,7 +29,7 @@ func (w tlog) Write(p []byte) (int, error) {
 func newMember(t *testing.T, srv *electiontest.Server, name string) *member {
 	t.Helper()
 	conn := srv.Connect()
-	c, err := election.New(election.Config{Conn: conn, Events: conn.Events(), ID: name, Address: name + ":1",
+	c, err := election.New(election.Config{Conn: conn, Events: conn.Events(), Root: "/", ID: name, Address: name + ":1",
 		Logger: slog.New(slog.NewTextHandler(tlog{t}, nil))})
 	if err != nil {
 		t.Fatal(err)

@@ -26,7 +26,7 @@ func Example() {
 	for _, id := range []string{"a", "b"} {
 		conn := zk.Connect()
 		defer conn.Close()
-		cand, err := election.New(election.Config{Conn: conn, Events: conn.Events(), ID: id})
+		cand, err := election.New(election.Config{Conn: conn, Events: conn.Events(), Root: "/jobs", ID: id})
 		if err != nil {
 			log.Fatal(err)
 		}

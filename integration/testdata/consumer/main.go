@@ -80,13 +80,13 @@ func elect(ctx context.Context, servers []string) (string, error) {
 		}
 	}()
 	for i := range 3 {
-		sess, err := election.DialContext(ctx, servers, 4*time.Second)
+		sess, err := election.DialContext(ctx, servers, 4*time.Second, election.WithoutEvents())
 		if err != nil {
 			return "", fmt.Errorf("dial: %w", err)
 		}
 		defer sess.Close()
 		c, err := election.New(election.Config{
-			Conn: sess.Conn, Events: sess.Events, Root: root, ID: fmt.Sprintf("c%d", i),
+			Session: sess, Root: root, ID: fmt.Sprintf("c%d", i),
 		})
 		if err != nil {
 			return "", err
