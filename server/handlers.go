@@ -514,6 +514,8 @@ func (s *Server) handleReadyz(c echo.Context) error {
 		return unavailable(CodeNoLeader, ErrNoLeader, "copying the leader's store (-sync_on_join)")
 	case !v.IsLeader && s.streamEpoch.Load() != v.Epoch:
 		return unavailable(CodeNoLeader, ErrNoLeader, "the leader %s does not replicate to this server yet", v.Leader.Address)
+	case v.IsLeader && !s.leading():
+		return unavailable(CodeNoLeader, ErrNoLeader, "elected, catching up before it takes writes")
 	case !v.IsLeader && s.staleness() > s.cfg.SilentAfter:
 		return unavailable(CodeNoLeader, ErrNoLeader, "the leader's stream has been silent for %s (local reads still answer, with %s)",
 			lastContactText(s.staleness()), HeaderLastContact)
