@@ -74,11 +74,21 @@ const (
 	maxResponseBytes         = 1 << 20
 )
 
+// LogReader is what a Fanout reads of the leader's log; *Log has it.
+type LogReader interface {
+	// Last returns the position of the newest entry.
+	Last() (index uint64, epoch int64)
+	// EpochAt returns the epoch of the entry at index, if the log still holds it.
+	EpochAt(index uint64) (epoch int64, ok bool)
+	// EntriesFrom returns up to max entries from index on; false once index is gone.
+	EntriesFrom(index uint64, max int) ([]kvstore.Entry, bool)
+}
+
 // Config configures a Fanout: one per leadership (Epoch is fixed).
 type Config struct {
 	Self     string                  // this leader's address, sent as "leader"; ignored in SetReplicas
 	Epoch    int64                   // this leadership's epoch; required > 0
-	Log      *Log                    // the leader's log, source of every append; required
+	Log      LogReader               // the leader's log, source of every append; required (a *Log)
 	Snapshot func() kvstore.Snapshot // a consistent snapshot of the leader's store; required
 	Token    string                  // sent as "Authorization: Bearer <Token>" when set
 
