@@ -73,16 +73,21 @@ func send(ctx context.Context, addr string, h hostile) (int, string, error) {
 	return resp.StatusCode, strings.TrimSpace(string(b)), nil
 }
 
-func TestBadInput(t *testing.T) {
-	res := &Result{Name: "bad-input", Fault: "hostile requests to the leader and a follower", Ack: "all"}
+// recordResult puts res in the report when the test ends, with the time it took.
+func recordResult(t *testing.T, res *Result) {
 	start := time.Now()
-	defer func() {
+	t.Cleanup(func() {
 		res.Elapsed = time.Since(start)
 		if t.Skipped() {
 			res.Skipped = "no server binary or ZooKeeper"
 		}
 		env.Record(res)
-	}()
+	})
+}
+
+func TestBadInput(t *testing.T) {
+	res := &Result{Name: "bad-input", Fault: "hostile requests to the leader and a follower", Ack: "all"}
+	recordResult(t, res)
 	c := env.Cluster(t, Config{})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -175,14 +180,7 @@ func TestBadInput(t *testing.T) {
 
 func TestSecurity(t *testing.T) {
 	res := &Result{Name: "security", Fault: "internal routes without, with a wrong, and with the right token", Ack: "all"}
-	start := time.Now()
-	defer func() {
-		res.Elapsed = time.Since(start)
-		if t.Skipped() {
-			res.Skipped = "no server binary or ZooKeeper"
-		}
-		env.Record(res)
-	}()
+	recordResult(t, res)
 	const token = "s3cret-robustness-token"
 	c := env.Cluster(t, Config{Token: token})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -253,14 +251,7 @@ func TestSecurity(t *testing.T) {
 // store.
 func TestSecurityWithoutToken(t *testing.T) {
 	res := &Result{Name: "security without a token", Fault: "forged internal requests to servers started without -cluster_token", Ack: "all"}
-	start := time.Now()
-	defer func() {
-		res.Elapsed = time.Since(start)
-		if t.Skipped() {
-			res.Skipped = "no server binary or ZooKeeper"
-		}
-		env.Record(res)
-	}()
+	recordResult(t, res)
 	c := env.Cluster(t, Config{})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
