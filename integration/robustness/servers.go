@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	mathrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -58,14 +59,21 @@ func ProbeFeatures(binary string) Features {
 	}
 }
 
-// freePort asks the kernel for a free loopback port.
+// freePort finds a free loopback port for a server below Linux's ephemeral range
+// (32768-60999): a port the kernel hands out for ":0" could be handed out again, to a
+// proxy or an outgoing connection, between this check and the server's bind or across its
+// restarts; a port below the range is only ever taken by a bind of ours.
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+	for range 200 {
+		port := 20000 + mathrand.IntN(12000)
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return port, nil
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return 0, errors.New("robustness: no free port in 20000-31999")
 }
 
 // Gen is the process generation: 0 for the first process, +1 for each restart.
