@@ -132,9 +132,14 @@ func (n *node) status(t testing.TB) server.Status {
 	return st
 }
 
+// waitRole waits until the node reports role; a leader also until it has caught up and
+// takes writes (its /readyz answers 200).
 func (n *node) waitRole(t testing.TB, role string) {
 	t.Helper()
-	waitFor(t, n.s.ID()+" to be "+role, func() bool { return n.status(t).Role == role })
+	waitFor(t, n.s.ID()+" to be "+role, func() bool {
+		return n.status(t).Role == role &&
+			(role != "leader" || do(t, http.MethodGet, n.url+"/readyz", "", "").code == http.StatusOK)
+	})
 }
 
 // waitReady waits until the node's /readyz answers 200: a complete follower is then in the
