@@ -582,7 +582,11 @@ func (s *Server) historyEmpty(index uint64) bool {
 	if index == 0 {
 		return true
 	}
-	if st, ok := s.store.(interface{ Stats() kvstore.Stats }); !ok || st.Stats().Keys+st.Stats().Tombstones > 0 {
+	st, ok := s.store.(interface{ Stats() kvstore.Stats })
+	if !ok {
+		return false
+	}
+	if stats := st.Stats(); stats.Keys+stats.Tombstones > 0 {
 		return false
 	}
 	if base, _ := s.log.Base(); base > 0 {
@@ -590,7 +594,7 @@ func (s *Server) historyEmpty(index uint64) bool {
 	}
 	es, ok := s.log.EntriesFrom(1, int(min(index, 1<<16)))
 	if !ok || uint64(len(es)) < index {
-		return index == 0
+		return false
 	}
 	for _, e := range es {
 		if !e.Noop {
