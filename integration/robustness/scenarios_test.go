@@ -51,8 +51,13 @@ func killLeader(ctx context.Context, r *Run) error {
 func TestLeaderKill(t *testing.T) {
 	for _, ack := range []string{"all", "majority"} {
 		t.Run("ack="+ack, func(t *testing.T) {
-			Scenario{Name: "leader-kill/ack=" + ack, Fault: "SIGKILL the leader 3 times, restart it 1s later",
-				Cluster: Config{Ack: ack}, Inject: killLeader, Tail: 3 * time.Second}.Execute(t, env)
+			// Three kills in a row are three crashes: a server restarted empty never rejoins the
+			// in-sync set, so after two of them the data would live on one server and the third
+			// would lose it (an unclean leadership, by design). Restarted servers copy the
+			// leader's store (-sync_on_join) so that each kill is a single fault;
+			// replica-crash covers a restart that starts empty.
+			Scenario{Name: "leader-kill/ack=" + ack, Fault: "SIGKILL the leader 3 times, restart it (-sync_on_join) 1s later",
+				Cluster: Config{Ack: ack, Env: []string{"ZKV_SYNC_ON_JOIN=true"}}, Inject: killLeader, Tail: 3 * time.Second}.Execute(t, env)
 		})
 	}
 }

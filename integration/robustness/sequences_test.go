@@ -349,6 +349,8 @@ func TestSeqNoDirtyRead(t *testing.T) {
 // the leader and a replica, a ZooKeeper node stopped and restarted. The seed is logged and
 // reported, and $ZKV_NEMESIS_SEED replays one. The usual checks run over the history:
 // porcupine on the leader path, lost writes, dirty or phantom reads, epochs, convergence.
+// Restarted servers copy the leader's store (-sync_on_join), as in leader-kill: a run of
+// kills of servers that restart empty would leave the data on one server.
 func TestNemesis(t *testing.T) {
 	seed := time.Now().UnixNano()
 	if s := os.Getenv("ZKV_NEMESIS_SEED"); s != "" {
@@ -365,7 +367,7 @@ func TestNemesis(t *testing.T) {
 		t.Run("ack="+ack, func(t *testing.T) {
 			// Faults for 24s, then traffic for at least 6s more: a server restarted by the last
 			// fault starts empty and holds a key again only once it is written again.
-			Scenario{Name: "nemesis/ack=" + ack, Fault: fault, Cluster: Config{Ack: ack}, MaxTime: 40 * time.Second, Tail: 6 * time.Second,
+			Scenario{Name: "nemesis/ack=" + ack, Fault: fault, Cluster: Config{Ack: ack, Env: []string{"ZKV_SYNC_ON_JOIN=true"}}, MaxTime: 40 * time.Second, Tail: 6 * time.Second,
 				Traffic: Traffic{MaxOps: 20000},
 				Inject: func(ctx context.Context, r *Run) error {
 					r.R.Note("seed %d", seed)
