@@ -287,14 +287,32 @@ func (c *Cluster) isClosed() bool {
 	return c.closed
 }
 
-// freePort returns a port that was free on 127.0.0.1 a moment ago.
+// handedOut holds the ports freePort has returned in this process: the kernel may return a
+// port again for ":0" once its listener is closed, before the server that got it has bound
+// it (two servers of one cluster were given the same port).
+var (
+	portMu    sync.Mutex
+	handedOut = map[int]bool{}
+)
+
+// freePort returns a port that was free on 127.0.0.1 a moment ago and that it has not
+// returned before.
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+	portMu.Lock()
+	defer portMu.Unlock()
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		_ = l.Close()
+		if !handedOut[port] {
+			handedOut[port] = true
+			return port, nil
+		}
 	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return 0, errors.New("cluster: no fresh free port")
 }
 
 // command builds the server's command line for port.
