@@ -70,7 +70,8 @@ type authCreds struct {
 
 // Conn is the client connection and tracks all details for communication with the server.
 type Conn struct {
-	lastZxid         int64 // atomic: read by sendSetWatches while recvLoop writes (zkv patch)
+	lastZxid         int64     // atomic: read by sendSetWatches while recvLoop writes (zkv patch)
+	lostAt           time.Time // when the last session's connection ended; zero while connected or before (zkv patch; loop goroutine only)
 	sessionID        int64
 	state            State // must be 32-bit aligned
 	xid              uint32
@@ -438,6 +439,7 @@ func (c *Conn) loop(ctx context.Context) {
 			return
 		}
 
+		c.expireIfAbandoned()
 		err := c.authenticate()
 		switch {
 		case err == ErrSessionExpired:
@@ -491,6 +493,7 @@ func (c *Conn) loop(ctx context.Context) {
 
 			c.sendSetWatches()
 			wg.Wait()
+			c.lostAt = time.Now() // zkv patch: see expireIfAbandoned
 		}
 
 		c.setState(StateDisconnected)
@@ -663,6 +666,30 @@ func (c *Conn) sendSetWatches() {
 	}()
 }
 
+// expireIfAbandoned (zkv patch) gives up a session that no server has taken back for
+// longer than its timeout. By then ZooKeeper has expired it (or will within a tick), so
+// nothing is lost by starting afresh, and one case needs it: an ensemble that lost its data
+// (restarted with an empty data directory) refuses every connect request that carries a
+// last-seen zxid above its own ("has seen zxid ... our last zxid is ..."), and closes the
+// socket without a word, so upstream's client retries with the old session and its zxid
+// forever and never reaches ZooKeeper again. Here the session is dropped locally, as an
+// expiry: the session ID, password and last zxid are reset, StateExpired is sent and the
+// watches fail with ErrSessionExpired, exactly as when a server answers that the session
+// expired; the next connect request asks for a new session.
+func (c *Conn) expireIfAbandoned() {
+	if c.SessionID() == 0 || c.lostAt.IsZero() || time.Since(c.lostAt) <= c.SessionTimeout() {
+		return
+	}
+	c.logger.Printf("no server took session 0x%x back within its timeout (%v): it has expired; asking for a new session",
+		c.SessionID(), c.SessionTimeout())
+	atomic.StoreInt64(&c.sessionID, 0)
+	c.passwd = emptyPassword
+	atomic.StoreInt64(&c.lastZxid, 0)
+	c.lostAt = time.Time{}
+	c.setState(StateExpired)
+	c.invalidateWatches(ErrSessionExpired)
+}
+
 func (c *Conn) authenticate() error {
 	buf := make([]byte, 256)
 
@@ -719,6 +746,7 @@ func (c *Conn) authenticate() error {
 	}
 
 	atomic.StoreInt64(&c.sessionID, r.SessionID)
+	c.lostAt = time.Time{} // zkv patch: see expireIfAbandoned
 	c.setTimeouts(r.TimeOut)
 	c.passwd = r.Passwd
 	c.setState(StateHasSession)

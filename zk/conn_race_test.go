@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -215,5 +216,103 @@ func TestSessionTimeoutIsTheGrantedOne(t *testing.T) {
 	}
 	c.Close()
 	for range events {
+	}
+}
+
+// A session no server takes back within its timeout is given up for a new one (zkv
+// patch). The stand-in plays an ensemble that lost its data: after the first connection
+// drops, it refuses (closes without a word) every connect request that carries a session
+// or a last-seen zxid, as ZooKeeper does with "has seen zxid ... our last zxid is 0x0".
+// Upstream's client retries the old session forever; this one must report the expiry and
+// come back with a new session asked for with no zxid.
+func TestAbandonedSessionIsReplacedByANewOne(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var srv sync.WaitGroup
+	defer srv.Wait()
+	defer ln.Close()
+	refused := make(chan struct{}, 100)
+	fresh := make(chan connectRequest, 1)
+	srv.Add(1)
+	go func() {
+		defer srv.Done()
+		for round := 1; ; round++ {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			b, err := readFrame(nc)
+			if err != nil {
+				nc.Close()
+				continue
+			}
+			var req connectRequest
+			if _, err := decodePacket(b, &req); err != nil {
+				t.Error(err)
+				nc.Close()
+				return
+			}
+			switch {
+			case round == 1:
+				// A session, and a reply with a zxid so that the client has seen one.
+				hello, _ := frame(&connectResponse{TimeOut: 2500, SessionID: 0x5eed, Passwd: make([]byte, 16)})
+				early, _ := frame(&responseHeader{Xid: 0x7ffffff0, Zxid: 0x100000007})
+				_, _ = nc.Write(append(hello, early...))
+				time.Sleep(100 * time.Millisecond)
+				nc.Close() // the ensemble goes away
+			case req.SessionID != 0 || req.LastZxidSeen != 0:
+				refused <- struct{}{}
+				nc.Close()
+			default:
+				fresh <- req
+				hello, _ := frame(&connectResponse{TimeOut: 2500, SessionID: 0x6eed, Passwd: make([]byte, 16)})
+				_, _ = nc.Write(hello)
+				for {
+					if _, err := readFrame(nc); err != nil {
+						nc.Close()
+						return
+					}
+				}
+			}
+		}
+	}()
+
+	c, events, err := Connect([]string{ln.Addr().String()}, 2500*time.Millisecond,
+		WithLogger(loggerFunc(func(string, ...interface{}) {})), WithLogInfo(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		c.Close()
+		for range events {
+		}
+	}()
+	var states []State
+	deadline := time.After(15 * time.Second)
+	for {
+		select {
+		case ev := <-events:
+			if ev.Type != EventSession {
+				continue
+			}
+			states = append(states, ev.State)
+			if ev.State == StateHasSession && c.SessionID() == 0x6eed {
+				if !slices.Contains(states, StateExpired) {
+					t.Fatalf("a new session without an expiry first: %v", states)
+				}
+				req := <-fresh
+				if req.LastZxidSeen != 0 || req.SessionID != 0 {
+					t.Fatalf("the new session was asked for with zxid %#x, session %#x", req.LastZxidSeen, req.SessionID)
+				}
+				if len(refused) == 0 {
+					t.Fatal("the old session was never offered to the refusing ensemble")
+				}
+				return
+			}
+		case <-deadline:
+			t.Fatalf("no new session after the ensemble came back empty; states %v, refusals %d", states, len(refused))
+		}
 	}
 }
