@@ -297,6 +297,29 @@ func (p *dockerProcess) running(ctx context.Context) error {
 func (p *dockerProcess) pause(context.Context) error  { return p.pool.Client.PauseContainer(p.id()) }
 func (p *dockerProcess) resume(context.Context) error { return p.pool.Client.UnpauseContainer(p.id()) }
 
+// wipe deletes the data from inside the running container (a stopped one is started
+// first: docker cannot run a command in it), then kills it before ZooKeeper writes again.
+func (p *dockerProcess) wipe(ctx context.Context) error {
+	c, err := p.pool.Client.InspectContainerWithContext(p.id(), ctx)
+	if err != nil {
+		return err
+	}
+	if !c.State.Running {
+		if err := p.start(ctx); err != nil {
+			return err
+		}
+	}
+	code, err := p.res.Exec([]string{"sh", "-c", `rm -rf "${ZOO_DATA_DIR:-/data}/version-2" "${ZOO_DATA_LOG_DIR:-/datalog}/version-2"`},
+		dockertest.ExecOptions{})
+	if err != nil {
+		return fmt.Errorf("delete the data: %w", err)
+	}
+	if code != 0 {
+		return fmt.Errorf("delete the data: exit code %d", code)
+	}
+	return p.kill(ctx)
+}
+
 func (p *dockerProcess) remove() error {
 	err := p.pool.Purge(p.res)
 	var noSuch *dc.NoSuchContainer

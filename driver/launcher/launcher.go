@@ -109,6 +109,9 @@ type process interface {
 	pause(ctx context.Context) error
 	resume(ctx context.Context) error
 	remove() error // stop and remove everything; idempotent
+	// wipe kills the node (starting it first if needed) and deletes its data, snapshots and
+	// transaction logs, keeping its identity (myid): a disk loss. It does not start it again.
+	wipe(ctx context.Context) error
 	// running returns an error wrapping errGaveUp when the node exited by itself.
 	running(ctx context.Context) error
 }
@@ -281,6 +284,55 @@ func (z *ZooKeeper) Restart(ctx context.Context, node int) error {
 			return err
 		})
 	})
+}
+
+// Wipe makes the whole ensemble lose its data, as if every node's disk were lost at once:
+// each node is killed, its snapshots and transaction logs are deleted (its identity stays),
+// and every node is started again, empty. It returns once every node serves. Clients that
+// had sessions find an ensemble that knows nothing of them, their znodes or their zxids.
+func (z *ZooKeeper) Wipe(ctx context.Context) error {
+	if z.mode == ModeExisting {
+		return fmt.Errorf("%w: wipe (mode existing)", ErrUnsupported)
+	}
+	for i := range z.nodes {
+		if err := z.do(ctx, i, "wipe", func(n *nodeHandle) error {
+			if n.is(paused) {
+				if err := n.proc.resume(ctx); err != nil {
+					return err
+				}
+			}
+			if err := n.proc.wipe(ctx); err != nil {
+				return err
+			}
+			n.set(stopped)
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+	for i := range z.nodes {
+		if err := z.do(ctx, i, "start", func(n *nodeHandle) error {
+			if err := n.proc.start(ctx); err != nil {
+				return err
+			}
+			n.set(running)
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+	for _, n := range z.nodes {
+		if err := poll(ctx, "wait for "+n.addr+" to serve", func(ctx context.Context) error {
+			if err := n.proc.running(ctx); err != nil {
+				return err
+			}
+			_, err := serving(ctx, n.addr)
+			return err
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // quorumRunning reports whether a majority of nodes runs, counting self.

@@ -256,6 +256,14 @@ func (p *localProcess) running(context.Context) error {
 func (p *localProcess) pause(context.Context) error  { return p.signal(syscall.SIGSTOP) }
 func (p *localProcess) resume(context.Context) error { return p.signal(syscall.SIGCONT) }
 
+func (p *localProcess) wipe(ctx context.Context) error {
+	if err := p.kill(ctx); err != nil {
+		return err
+	}
+	// zoo.cfg keeps snapshots and transaction logs under dataDir/version-2; myid stays.
+	return os.RemoveAll(filepath.Join(p.dir, "data", "version-2"))
+}
+
 func (p *localProcess) remove() error {
 	err := p.kill(context.Background())
 	p.wg.Wait()

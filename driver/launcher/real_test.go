@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/zkv-dev/zkv/zk"
 )
 
 // These tests start real ZooKeeper nodes, in docker (the image in $ZK_IMAGE, built by
@@ -224,7 +226,30 @@ func testEnsemble(t *testing.T, m Mode) {
 		t.Fatal(err)
 	}
 	checkChildren(t, ctx, z)
+
+	// Lose every node's data (one node, b, is still stopped): the ensemble comes back
+	// empty and serving, a znode created before is gone.
+	if err := withSession(ctx, z.Servers(), z.logger, "create /before-wipe", func(conn *zk.Conn) error {
+		_, err := conn.Create("/before-wipe", nil, 0, zk.WorldACL(zk.PermAll))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := z.Wipe(ctx); err != nil {
+		t.Fatal(err)
+	}
+	checkChildren(t, ctx, z)
+	kids, err := z.Children(ctx, "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(kids, "before-wipe") {
+		t.Fatalf("a znode survived the wipe: %v", kids)
+	}
 	for i := range 3 {
+		if _, err := serving(ctx, z.Servers()[i]); err != nil {
+			t.Fatalf("node %d after the wipe: %v", i, err)
+		}
 		checkLog(t, o, i)
 	}
 }
