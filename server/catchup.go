@@ -47,9 +47,10 @@ type takeover struct {
 // can reach, an unclean leadership, logged and counted. It gives up (false) when it stops leading or ctx ends.
 func (s *Server) catchUp(ctx context.Context, epoch int64, members []election.Member) (takeover, bool) {
 	var (
-		t          takeover
-		shortSince time.Time // since when too few in-sync members are registered
-		lastWarn   time.Time
+		t           takeover
+		shortSince  time.Time // since when too few in-sync members are registered
+		behindSince time.Time // since when the best member's log could not be copied
+		lastWarn    time.Time
 	)
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
@@ -135,13 +136,30 @@ func (s *Server) catchUp(ctx context.Context, epoch int64, members []election.Me
 				"epoch", epoch, "in_sync", rec.Members, "heard", heard, "need", need, "restarted", len(gone),
 				"waited", sinceOrZero(shortSince).Round(time.Millisecond))
 		}
-		s.takeBest(ctx, peers)
+		if !s.takeBest(ctx, peers) {
+			// The most up-to-date member answered but its log could not be copied (it went
+			// away, or the transfer failed): leading now could lose what only it holds. Ask
+			// again, as while too few answer; after UncleanAfter, lead with what there is.
+			if behindSince.IsZero() {
+				behindSince = time.Now()
+			}
+			if s.cfg.UncleanAfter < 0 || time.Since(behindSince) < s.cfg.UncleanAfter {
+				continue
+			}
+			if !t.unclean {
+				t.unclean = true
+				s.metrics.unclean.Inc()
+			}
+			s.logger.Error("UNCLEAN leadership: the most up-to-date member's log could not be copied within -unclean_after; leading with what this server holds",
+				"epoch", epoch, "waited", time.Since(behindSince).Round(time.Millisecond))
+		}
 		return t, true
 	}
 }
 
-// takeBest brings this server's log up to the most up-to-date peer that answered.
-func (s *Server) takeBest(ctx context.Context, peers []peerPosition) {
+// takeBest brings this server's log up to the most up-to-date peer that answered. It
+// reports false when some peer still holds more than this server does afterwards.
+func (s *Server) takeBest(ctx context.Context, peers []peerPosition) bool {
 	// Most up-to-date first; on a tie, a complete member before a partial one.
 	slices.SortStableFunc(peers, func(a, b peerPosition) int {
 		switch {
@@ -198,8 +216,17 @@ func (s *Server) takeBest(ctx context.Context, peers []peerPosition) {
 			s.logger.Warn("leading with a partial store: no complete member answered; keys written before this server's base read as empty")
 		}
 	}
+	for _, p := range peers {
+		if p.pos.After(self) {
+			s.logger.Warn("catch-up: a member still holds more than this server; asking again before leading",
+				"member", p.addr, "its_index", p.pos.LastIndex, "its_epoch", p.pos.LastEpoch,
+				"last_index", self.LastIndex, "last_epoch", self.LastEpoch)
+			return false
+		}
+	}
 	s.logger.Info("caught up before leading", "members_asked", len(peers),
 		"last_index", self.LastIndex, "last_epoch", self.LastEpoch, "applied", self.Applied)
+	return true
 }
 
 // withRecorded adds to members the in-sync members that are not registered, at their

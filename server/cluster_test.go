@@ -217,3 +217,33 @@ func TestMinInSyncFloor(t *testing.T) {
 		t.Fatalf("PUT with one server in sync and a floor of 2: %d %s", r.code, r.body)
 	}
 }
+
+// TestRestartedMemberLeavesInSyncSet: once a member's ID registers again as a new
+// incarnation, the leader drops the old incarnation from the in-sync set at its next review,
+// without waiting out -replica_lag_max (a minute here): what the old process held is gone,
+// and a set padded with dead incarnations makes the next leader wait for answers that can
+// never come (and lead uncleanly).
+func TestRestartedMemberLeavesInSyncSet(t *testing.T) {
+	c := newFakeCluster()
+	slow := withConfig(func(cfg *server.Config) { cfg.ReplicaLagMax = time.Minute })
+	a := startNode(t, c, "a", slow)
+	a.waitLeading(t)
+	b, cc := startNode(t, c, "b", slow), startNode(t, c, "c", slow)
+	b.waitReady(t)
+	cc.waitReady(t)
+	before := a.status(t).InSync
+	if len(before) != 3 {
+		t.Fatalf("in-sync set %v, want a, b and c", before)
+	}
+	b.stop(t)
+	b2 := startNode(t, c, "b", slow) // the same ID, a new incarnation
+	waitFor(t, "b's new incarnation to follow", func() bool { return b2.status(t).Role == "follower" })
+	waitFor(t, "the leader to drop b's old incarnation", func() bool {
+		for _, m := range a.status(t).InSync {
+			if strings.HasPrefix(m, "b/") && !strings.HasSuffix(m, "/"+b2.e.inc) {
+				return false
+			}
+		}
+		return true
+	})
+}

@@ -255,6 +255,15 @@ func (s *Server) reviewInSync(ld *leadership, members []election.Member) (outsid
 		return n >= replication.Quorum(s.ack, len(set))
 	}
 
+	// A member whose ID is registered under another incarnation has restarted: what it held
+	// is gone, and its address now answers for the new process (whose stats must not keep
+	// the old one in the set).
+	restarted := func(r Replica) bool {
+		return slices.ContainsFunc(members, func(m election.Member) bool {
+			o := replicaOf(m)
+			return m.Node != "" && o.ID == r.ID && o.Incarnation != "" && o.Incarnation != r.Incarnation
+		})
+	}
 	removals := map[Replica]string{}
 	for _, r := range rec.Members {
 		if r == s.self() {
@@ -263,6 +272,8 @@ func (s *Server) reviewInSync(ld *leadership, members []election.Member) (outsid
 		addr, hasAddr := addrOf[r]
 		st, known := stats[addr]
 		switch {
+		case restarted(r):
+			removals[r] = "restarted: its ID is registered as a new incarnation"
 		case !hasAddr && time.Since(ld.since) > lagMax:
 			removals[r] = "no address known"
 		case !registered[r] && known && !st.Up:

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path"
 	"strings"
+	"sync"
 
 	"github.com/zkv-dev/zkv/zk"
 )
@@ -13,10 +14,34 @@ import (
 // zkInSync keeps the in-sync record in a znode. go-zookeeper's calls take no context:
 // each runs in a goroutine and the caller stops waiting when ctx ends (the call itself
 // ends with the session, at the latest).
+//
+// It remembers the last record it read or wrote. Should ZooKeeper lose its data (the znode
+// is gone, though the cluster has run), Load answers with that remembered record (found
+// false, so that the next Save creates the znode again): a new leader then still waits for
+// the members the cluster last recorded instead of taking whoever answers.
 type zkInSync struct {
 	conn *zk.Conn
 	path string
 	acl  []zk.ACL
+
+	mu         sync.Mutex
+	remembered *InSyncRecord
+}
+
+func (z *zkInSync) remember(rec InSyncRecord) {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	z.remembered = &rec
+}
+
+// Remembered returns the last record read or written, if any.
+func (z *zkInSync) Remembered() (InSyncRecord, bool) {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	if z.remembered == nil {
+		return InSyncRecord{}, false
+	}
+	return *z.remembered, true
 }
 
 func (z *zkInSync) Load(ctx context.Context) (InSyncRecord, int32, bool, error) {
@@ -36,11 +61,15 @@ func (z *zkInSync) Load(ctx context.Context) (InSyncRecord, int32, bool, error) 
 	case r := <-ch:
 		switch {
 		case errors.Is(r.err, zk.ErrNoNode):
-			return InSyncRecord{}, 0, false, nil
+			rec, _ := z.Remembered()
+			return rec, 0, false, nil
 		case r.err != nil:
 			return InSyncRecord{}, 0, false, fmt.Errorf("server: read %s: %w", z.path, r.err)
 		}
 		rec, err := decodeRecord(r.data)
+		if err == nil {
+			z.remember(rec)
+		}
 		return rec, r.stat.Version, true, err
 	}
 }
@@ -84,6 +113,7 @@ func (z *zkInSync) Save(ctx context.Context, rec InSyncRecord, version int32, fo
 		if found {
 			newVersion = version + 1
 		}
+		z.remember(rec)
 		ch <- nil
 	}()
 	select {

@@ -52,7 +52,7 @@ func newMetrics(keys, lastIndex func() float64, stats func() []replicaStat) *met
 			Name: "zkv_role", Help: "1 for this server's current role (leader, follower, candidate), 0 for the others.",
 		}, []string{"role"}),
 		epoch: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "zkv_epoch", Help: "The election epoch this server knows (the leader znode's czxid).",
+			Name: "zkv_epoch", Help: "The election epoch this server knows (the leader znode's czxid plus the epoch base kept in ZooKeeper).",
 		}),
 		writes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "zkv_writes_total", Help: "Writes this server handled as leader, by operation and outcome.",

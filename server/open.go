@@ -106,13 +106,30 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		sess.Close()
 		return fail(err)
 	}
-	s, err := New(cfg, Deps{Elector: &zkElector{Candidate: cand, sess: sess}, Store: st,
+	base := newEpochBase(sess, acl, logger)
+	if !userToken {
+		// ZooKeeper may lose the secret with the rest of its data: put ours back then, so
+		// that the servers still running and the ones that start later share it.
+		secret := cfg.ClusterToken
+		base.ensure = func() error {
+			err := ensureSecret(sess.Conn, secretPath, secret)
+			if errors.Is(err, errOtherSecret) {
+				logger.Error("the cluster secret in ZooKeeper is not this server's: servers that read it since ZooKeeper lost its data refuse this one, and it refuses them (restart them, or set -cluster_token)",
+					"path", secretPath)
+				return nil
+			}
+			return err
+		}
+	}
+	s, err := New(cfg, Deps{Elector: &zkElector{Candidate: cand, sess: sess, base: base}, Store: st,
 		InSync: &zkInSync{conn: sess.Conn, path: full.InSyncPath, acl: acl}})
 	if err != nil {
 		_ = cand.Close()
 		sess.Close()
 		return fail(err)
 	}
+	base.fence = s.follower.Fence
+	s.goFunc(func() { base.run(s.ctx) })
 	if err := em.register(s.metrics.reg); err != nil {
 		_ = s.Shutdown(ctx) // not started: closes the candidate and the session
 		return fail(err)
@@ -120,11 +137,50 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// zkElector is a Candidate that also owns its session: Close closes the candidate first
-// (deleting its node), then the session.
+// zkElector is a Candidate that also owns its session and the epoch base: its views carry
+// the base in their epoch (see epochBase), and Close closes the candidate first (deleting
+// its node), then the session.
 type zkElector struct {
 	*election.Candidate
 	sess *election.Session
+	base *epochBase
+}
+
+func (z *zkElector) View() election.View { return z.base.view(z.Candidate.View()) }
+
+// Observe is the Candidate's Observe with the base applied, sending again whenever the base
+// changes or settles (the latest view wins, as the Candidate's).
+func (z *zkElector) Observe(ctx context.Context) <-chan election.View {
+	in := z.Candidate.Observe(ctx)
+	out := make(chan election.View, 1)
+	go func() {
+		defer close(out)
+		var last election.View
+		have := false
+		for {
+			_, _, changed := z.base.get()
+			select {
+			case v, ok := <-in:
+				if !ok {
+					return
+				}
+				last, have = v, true
+			case <-changed:
+			case <-ctx.Done():
+				return
+			}
+			if !have {
+				continue
+			}
+			v := z.base.view(last)
+			select {
+			case <-out: // the latest wins
+			default:
+			}
+			out <- v
+		}
+	}()
+	return out
 }
 
 func (z *zkElector) Close() error {
@@ -143,6 +199,31 @@ func withDefault(s, def string) string {
 // secretPath is the znode of the cluster secret that guards the internal routes when no
 // -cluster_token is given.
 const secretPath = "/zkv/secret"
+
+// errOtherSecret: the secret znode holds another secret than this server's.
+var errOtherSecret = errors.New("server: another cluster secret")
+
+// ensureSecret creates the secret znode with secret if it is missing (ZooKeeper lost its
+// data); a different secret found there is left alone and logged by the caller's errors.
+func ensureSecret(conn *zk.Conn, path, secret string) error {
+	data, _, err := conn.Get(path)
+	switch {
+	case err == nil:
+		if string(data) != secret {
+			return errOtherSecret
+		}
+		return nil
+	case !errors.Is(err, zk.ErrNoNode):
+		return err
+	}
+	if err := ensureParents(conn, path[:strings.LastIndex(path, "/")], zk.WorldACL(zk.PermAll)); err != nil {
+		return err
+	}
+	if _, err := conn.Create(path, []byte(secret), 0, zk.WorldACL(zk.PermAll)); err != nil && !errors.Is(err, zk.ErrNodeExists) {
+		return err
+	}
+	return nil
+}
 
 // clusterSecret reads the cluster secret at path, creating a random one if there is none
 // (the first server to start does; the others read it).

@@ -75,6 +75,7 @@ type Server struct {
 	// a follower is in its leader's stream (and ready) once it equals the view's epoch.
 	rejoin      chan struct{}
 	streamEpoch atomic.Int64
+	recLoading  atomic.Bool  // a follower's refresh of the remembered in-sync record runs
 	lastContact atomic.Int64 // unix nanoseconds of the last append or snapshot accepted from a leader
 	// followed is the leader this server last followed while its session was good: it
 	// takes that leader's appends, at that epoch, while its session is in doubt.
@@ -400,6 +401,17 @@ func (s *Server) loop(views <-chan election.View) {
 			v := s.elector.View()
 			s.onView(last, v)
 			last = v
+			if v.Connected && !v.IsLeader && !s.recLoading.Swap(true) {
+				// A follower keeps a recent copy of the in-sync record (the store remembers
+				// what it reads): should ZooKeeper lose its data, whoever leads next still
+				// knows whom to wait for.
+				s.goFunc(func() {
+					defer s.recLoading.Store(false)
+					ctx, cancel := context.WithTimeout(s.ctx, s.cfg.WriteTimeout)
+					defer cancel()
+					_, _, _, _ = s.insync.Load(ctx)
+				})
+			}
 		case <-deposed:
 			s.stepDown("a replica has seen a newer epoch")
 		case <-s.rejoin:
@@ -420,7 +432,9 @@ func (s *Server) loop(views <-chan election.View) {
 
 // onView applies a view: fence, role, replica set, sync.
 func (s *Server) onView(prev, v election.View) {
-	s.follower.ObserveEpoch(v.Epoch)
+	if v.Connected {
+		s.follower.ObserveEpoch(v.Epoch)
+	}
 	if v.Connected && !v.IsLeader && v.Leader.Address != "" {
 		s.followed.Store(&followedLeader{address: v.Leader.Address, epoch: v.Epoch})
 	}

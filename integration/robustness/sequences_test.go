@@ -221,6 +221,115 @@ func TestSeqMajorityHolderLosesSession(t *testing.T) {
 		}}.Execute(t, env)
 }
 
+// TestSeqZooKeeperLosesItsData is sequence 6: every ZooKeeper node loses its data at once
+// (killed, data deleted, started empty). The servers' sessions, znodes and the in-sync record
+// are gone, and the new ensemble's zxids start again from the bottom. Without restarting any
+// server, the cluster must elect again and take writes within a few session timeouts, keep
+// the acknowledged write W, and never go back to an older epoch.
+func TestSeqZooKeeperLosesItsData(t *testing.T) {
+	name, fault := "seq6 ZooKeeper loses its data", "rolling ZooKeeper restart, 3x SIGKILL L (a leader node newer than the restart); W acked; kill every ZooKeeper node, delete its data, start it empty"
+	Scenario{Name: name, Fault: fault, Cluster: Config{Ack: "majority", Env: []string{"ZKV_SYNC_ON_JOIN=true"}}, Traffic: Traffic{Clients: 4}, MaxTime: 120 * time.Second,
+		Inject: func(ctx context.Context, r *Run) error {
+			// First raise ZooKeeper's own epoch (the high half of every zxid) with a rolling
+			// restart, which changes its leader at least once, then kill the leader (and
+			// restart it) until the leader's node was created after that: the epoch zkv
+			// knows is then above any czxid of a new, empty ensemble.
+			for i := range len(r.C.ZK.Servers()) {
+				if err := r.C.ZK.Restart(ctx, i); err != nil {
+					return err
+				}
+			}
+			for range len(r.C.Servers) {
+				old, err := r.C.Leader(ctx)
+				if err != nil {
+					return err
+				}
+				if _, err := killLeaderNow(ctx, r, old); err != nil {
+					return err
+				}
+				if err := old.Restart(context.WithoutCancel(ctx)); err != nil {
+					return err
+				}
+				if err := r.C.Ready(ctx); err != nil {
+					return err
+				}
+				if err := waitInSync(ctx, r, len(r.C.Servers)); err != nil {
+					return err
+				}
+			}
+			l, err := r.C.Leader(ctx)
+			if err != nil {
+				return err
+			}
+			cl := seqClient(r)
+			w := mustPut(ctx, r, cl, l, "seq/w", "w-6")
+			before := map[int]int64{}
+			for _, s := range r.C.Servers {
+				if st, err := r.C.Status(ctx, s); err == nil {
+					before[s.Index] = st.Epoch
+				}
+			}
+			r.LeaderGone(before[l.Index])
+			wiped := time.Now()
+			if err := r.C.ZK.Wipe(ctx); err != nil {
+				return err
+			}
+			r.R.Note("ZooKeeper wiped in %v (epoch before: %d)", time.Since(wiped).Round(time.Millisecond), before[l.Index])
+			// A write acknowledged after the wipe: the cluster elects again and serves.
+			var after Op
+			deadline := time.Now().Add(8 * session * 4)
+			for {
+				if nl, err := r.C.Leader(ctx); err == nil {
+					if after = cl.Put(ctx, nl, "seq/after", "a-6"); after.Outcome == OK {
+						break
+					}
+				}
+				if time.Now().After(deadline) || ctx.Err() != nil {
+					r.T.Fatalf("no write acknowledged within %v of ZooKeeper losing its data", time.Since(wiped).Round(time.Millisecond))
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			took := time.Since(wiped)
+			nl, err := r.C.Leader(ctx)
+			if err != nil {
+				return err
+			}
+			st, err := r.C.Status(ctx, nl)
+			if err != nil {
+				return err
+			}
+			for idx, e := range before {
+				if st.Epoch <= e {
+					r.T.Errorf("epoch went backwards: server %d knew epoch %d before the wipe, the new leader (server %d) has %d", idx, e, nl.Index, st.Epoch)
+				}
+			}
+			got := expectKept(ctx, r, cl, "w-6")
+			r.R.Note("W (version %d) acknowledged before the wipe; a write acknowledged %v after the wipe began, leader server %d, epoch %d (was %d); the leader reads W as %q (found %v); unclean leaderships: %d",
+				w.Version, took.Round(time.Millisecond), nl.Index, st.Epoch, before[l.Index], got.Value, got.Found, uncleanCount(ctx, r.C))
+			return nil
+		}}.Execute(t, env)
+}
+
+// waitInSync waits until the leader's in-sync set has exactly n members (30s at most):
+// one per server, no restarted incarnation left in it.
+func waitInSync(ctx context.Context, r *Run, n int) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if l, err := r.C.Leader(ctx); err == nil {
+			if st, err := r.C.Status(ctx, l); err == nil && len(st.InSync) == n {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the in-sync set did not reach %d members within 30s", n)
+		}
+		Sleep(ctx, 100*time.Millisecond)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+}
+
 // latencies returns the p50, p99 and max of the acknowledged writes called in [from, to).
 func latencies(ops []Op, from, to time.Duration) (n int, p50, p99, most time.Duration) {
 	var ds []time.Duration
