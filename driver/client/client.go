@@ -157,6 +157,8 @@ type Status struct {
 	Epoch   int64    `json:"epoch"`
 	Keys    int      `json:"keys"`
 	Members []Member `json:"members"`
+	// Alarms lists what refuses some writes: "NOSPACE" while the quota is reached.
+	Alarms []string `json:"alarms,omitempty"`
 }
 
 // LeaderMember returns the member entry of the leader, if the status lists it.
