@@ -48,6 +48,8 @@ fuzz:
 	cd server && $(GO) test -run '^$$' -fuzz '^FuzzPut$$' -fuzztime $(FUZZTIME) .
 	cd server && $(GO) test -run '^$$' -fuzz '^FuzzUpdate$$' -fuzztime $(FUZZTIME) .
 	cd server && $(GO) test -run '^$$' -fuzz '^FuzzKeyRoutes$$' -fuzztime $(FUZZTIME) .
+	cd server && $(GO) test -run '^$$' -fuzz '^FuzzConditional$$' -fuzztime $(FUZZTIME) .
+	cd server && $(GO) test -run '^$$' -fuzz '^FuzzRead$$' -fuzztime $(FUZZTIME) .
 	cd replication && $(GO) test -run '^$$' -fuzz '^FuzzDecodeAppend$$' -fuzztime $(FUZZTIME) .
 
 test-integration:

@@ -1104,7 +1104,7 @@ func TestContractCluster(t *testing.T) {
 			ctShape(t, "status of "+addr, m, map[string]string{
 				"id": "string", "address": "string", "role": "string", "leader": "object",
 				"epoch": "integer", "keys": "integer", "members": "array",
-				"applied": "integer", "in_sync": "array", "incarnation": "string"})
+				"applied": "integer", "in_sync": "array", "incarnation": "string", "alarms": "array"})
 			ld, _ := m["leader"].(map[string]any)
 			ctShape(t, "status.leader of "+addr, ld, map[string]string{"id": "string", "address": "string"})
 			ms, _ := m["members"].([]any)

@@ -19,4 +19,11 @@
 // A delete leaves a tombstone carrying the delete's index, epoch and version, so a replica
 // can replay it and a later write to the same key continues the key's version count. Get
 // reports a tombstoned key as absent; snapshots include tombstones; [Store.Hash] ignores them.
+//
+// # Size
+//
+// [Store.Bytes] (and [Stats].Bytes) is the sum of [Size] over the live entries: the lengths
+// of their keys and values, the figure a server's quota bounds. Tombstones count zero, so a
+// delete gives its key's bytes back; each still holds its key and a few words, which no
+// figure here bounds (there is no compaction of tombstones yet).
 package kvstore

@@ -56,6 +56,18 @@ type Stats struct {
 	Index      uint64 `json:"index"`      // last write index
 	Epoch      int64  `json:"epoch"`      // epoch of the last write
 	Shards     int    `json:"shards"`
+	// Bytes is the size of the live entries, as Size counts it: what a quota bounds.
+	Bytes int64 `json:"bytes"`
+}
+
+// Size is what an entry counts towards a store's Bytes: its key and value lengths, 0 for
+// a tombstone or a no-op. Tombstones are not counted, so that deleting a key gives its
+// bytes back; they keep the key and a few words each (see the package documentation).
+func Size(e Entry) int64 {
+	if e.Deleted || e.Noop {
+		return 0
+	}
+	return int64(len(e.Key) + len(e.Value))
 }
 
 // Config configures a Store.
@@ -82,9 +94,10 @@ func (c Config) Validate() error {
 }
 
 type shard struct {
-	mu   sync.RWMutex
-	m    map[string]Entry
-	live int // entries in m that are not tombstones
+	mu    sync.RWMutex
+	m     map[string]Entry
+	live  int   // entries in m that are not tombstones
+	bytes int64 // Size of the entries in m
 }
 
 // Store is a concurrent in-memory key-value map; see the package documentation for the
@@ -166,6 +179,7 @@ func (s *Store) Put(key, value string, epoch int64) Entry {
 	if !existed || old.Deleted {
 		sh.live++
 	}
+	sh.bytes += Size(e) - Size(old)
 	sh.mu.Unlock()
 	s.setLast(e.Index, epoch)
 	return e
@@ -187,6 +201,7 @@ func (s *Store) Delete(key string, epoch int64) (Entry, bool) {
 	e := Entry{Key: key, Version: old.Version + 1, Index: s.lastIndex() + 1, Epoch: epoch, Deleted: true}
 	sh.m[key] = e
 	sh.live--
+	sh.bytes -= Size(old)
 	sh.mu.Unlock()
 	s.setLast(e.Index, epoch)
 	return e, true
@@ -226,6 +241,7 @@ func (s *Store) Apply(entries ...Entry) error {
 		old, existed := sh.m[e.Key]
 		sh.m[e.Key] = e
 		sh.live += liveDelta(existed && !old.Deleted, !e.Deleted)
+		sh.bytes += Size(e) - Size(old)
 		sh.mu.Unlock()
 	}
 	last := entries[len(entries)-1]
@@ -273,6 +289,18 @@ func (s *Store) Len() int {
 	return n
 }
 
+// Bytes returns the size of the live entries (Size each): keys and values.
+func (s *Store) Bytes() int64 {
+	var n int64
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.RLock()
+		n += sh.bytes
+		sh.mu.RUnlock()
+	}
+	return n
+}
+
 // Stats returns counts of live keys and tombstones and the last position.
 func (s *Store) Stats() Stats {
 	s.wmu.Lock()
@@ -283,6 +311,7 @@ func (s *Store) Stats() Stats {
 		sh.mu.RLock()
 		st.Keys += sh.live
 		st.Tombstones += len(sh.m) - sh.live
+		st.Bytes += sh.bytes
 		sh.mu.RUnlock()
 	}
 	st.Index, st.Epoch = s.Last()
@@ -340,6 +369,7 @@ func (s *Store) Snapshot() Snapshot {
 func (s *Store) Restore(snap Snapshot) {
 	fresh := make([]map[string]Entry, len(s.shards))
 	live := make([]int, len(s.shards))
+	size := make([]int64, len(s.shards))
 	for i := range fresh {
 		fresh[i] = make(map[string]Entry)
 	}
@@ -354,6 +384,7 @@ func (s *Store) Restore(snap Snapshot) {
 		old, existed := fresh[idx][e.Key]
 		fresh[idx][e.Key] = e
 		live[idx] += liveDelta(existed && !old.Deleted, !e.Deleted)
+		size[idx] += Size(e) - Size(old)
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
@@ -361,7 +392,7 @@ func (s *Store) Restore(snap Snapshot) {
 		s.shards[i].mu.Lock()
 	}
 	for i := range s.shards {
-		s.shards[i].m, s.shards[i].live = fresh[i], live[i]
+		s.shards[i].m, s.shards[i].live, s.shards[i].bytes = fresh[i], live[i], size[i]
 	}
 	s.setLast(snap.Index, snap.Epoch)
 	for i := range s.shards {

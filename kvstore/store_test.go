@@ -296,3 +296,40 @@ func TestApplyNoop(t *testing.T) {
 		}
 	}
 }
+
+// TestBytes checks the live size through every writer: Put, Delete, Apply, Restore.
+func TestBytes(t *testing.T) {
+	s := newStore(t, 4)
+	check := func(what string, want int64) {
+		t.Helper()
+		if got := s.Bytes(); got != want {
+			t.Fatalf("%s: Bytes = %d, want %d", what, got, want)
+		}
+		if got := s.Stats().Bytes; got != want {
+			t.Fatalf("%s: Stats().Bytes = %d, want %d", what, got, want)
+		}
+	}
+	check("empty", 0)
+	s.Put("ab", "xyz", 1)
+	check("put", 5)
+	s.Put("ab", "x", 1)
+	check("overwrite shorter", 3)
+	s.Put("c", "", 1)
+	check("empty value", 4)
+	s.Delete("ab", 1)
+	check("delete", 1)
+	s.Delete("ab", 1)
+	check("delete again", 1)
+	if err := s.Apply(Entry{Key: "ab", Value: "1234", Version: 3, Index: 10, Epoch: 2},
+		Entry{Index: 11, Epoch: 2, Noop: true},
+		Entry{Key: "c", Version: 2, Index: 12, Epoch: 2, Deleted: true}); err != nil {
+		t.Fatal(err)
+	}
+	check("apply", 6)
+	s.Restore(Snapshot{Index: 20, Epoch: 3, Entries: []Entry{
+		{Key: "k1", Value: "v1", Version: 1, Index: 5},
+		{Key: "k2", Version: 2, Index: 6, Deleted: true},
+		{Key: "k1", Value: "longer", Version: 2, Index: 7}, // the last of duplicates wins
+	}})
+	check("restore", 8)
+}

@@ -193,7 +193,7 @@ func TestInSyncSetFollowsMembers(t *testing.T) {
 }
 
 // TestMinInSyncFloor: with MinInSync 2 the leader does not shrink its in-sync set to itself
-// when both followers stop: a write is then not acknowledged (503 not_replicated) rather
+// when both followers stop: a write is then not acknowledged (504 not_replicated) rather
 // than held by one server alone.
 func TestMinInSyncFloor(t *testing.T) {
 	c := newFakeCluster()
@@ -213,7 +213,7 @@ func TestMinInSyncFloor(t *testing.T) {
 		t.Fatalf("in-sync set %v: below -min_insync 2", got)
 	}
 	r := put(t, a.url, "k", "v")
-	if r.code != 503 || r.errCode(t) != server.CodeNotReplicated {
+	if r.code != 504 || r.errCode(t) != server.CodeNotReplicated {
 		t.Fatalf("PUT with one server in sync and a floor of 2: %d %s", r.code, r.body)
 	}
 }

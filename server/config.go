@@ -66,6 +66,11 @@ type Config struct {
 	// MaxKeyBytes and MaxValueBytes bound keys and values; default 1024 and 1 MiB.
 	MaxKeyBytes   int
 	MaxValueBytes int
+	// QuotaBytes bounds the store's keys and values (kvstore.Size): the leader refuses a
+	// write that would grow them past it (413 quota_exceeded); reads, deletes and writes
+	// that do not grow the store still work. Default DefaultQuotaBytes (2 GiB); negative:
+	// no quota.
+	QuotaBytes int64
 	// SyncOnJoin makes the server copy the leader's store before it reports ready; by
 	// default a (re)started server starts empty and takes only later writes.
 	SyncOnJoin bool
@@ -160,6 +165,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.UncleanAfter == 0 {
 		c.UncleanAfter = 2 * c.SessionTimeout
+	}
+	if c.QuotaBytes == 0 {
+		c.QuotaBytes = DefaultQuotaBytes
 	}
 	if c.InSyncPath == "" {
 		c.InSyncPath = DefaultInSyncPath

@@ -11,15 +11,18 @@
 // epoch raises the Follower's fence, so a deposed leader's appends are refused (412), and
 // an append from a sender the view does not name as leader is refused too (403). A leader
 // whose fan-out is deposed by a replica that has seen a newer epoch steps down: it
-// resigns, joins again, and the write that found out answers 503, never 200.
+// resigns, joins again, and the write that found out answers 504 outcome_unknown, never
+// 200 (it was logged, and a successor may still adopt it).
 //
 // # Writes
 //
 // The leader's write path takes the write lock, checks it still leads in the same epoch,
 // applies the write to the store, appends it to the in-memory log, enqueues it to the
 // fan-out, releases the lock and waits for acknowledgements under the ack mode (all,
-// majority or leader) for at most Config.WriteTimeout: then 200, else 503
-// not_replicated. A follower proxies writes (and ?consistency=leader reads) to the leader
+// majority or leader) for at most Config.WriteTimeout: then 200, else 504
+// not_replicated (logged: it may still commit). If-Match and If-None-Match are checked,
+// and Config.QuotaBytes counted, under the write lock against the key's newest logged
+// entry, so two writes conditional on one version cannot both apply. A follower proxies writes (and ?consistency=leader reads) to the leader
 // with X-Zkv-Forwarded and relays the answer: the client sees one answer. A forwarded
 // request that reaches a server which does not lead gets 503 with Retry-After: one hop, no
 // loops. Reads are served from the local store and may be stale.

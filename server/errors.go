@@ -17,9 +17,12 @@ var (
 	ErrNotLeader = errors.New("server: not leader")
 	// ErrNoLeader reports a write or leader read while no leader is known.
 	ErrNoLeader = errors.New("server: no leader known")
-	// ErrNotReplicated reports a write the leader applied but could not get acknowledged
-	// under the ack mode within the write timeout.
+	// ErrNotReplicated reports a write the leader logged but could not get acknowledged
+	// under the ack mode within the write timeout: it may still commit, or not.
 	ErrNotReplicated = errors.New("server: write not replicated")
+	// ErrOutcomeUnknown reports a write that may or may not have applied (504): logged by a
+	// leader that was then deposed, or forwarded to a leader whose answer was lost.
+	ErrOutcomeUnknown = errors.New("server: write outcome unknown")
 	// ErrFenced reports a leader deposed by a newer epoch: the write is not acknowledged.
 	ErrFenced = errors.New("server: leader fenced by a newer epoch")
 	// ErrShuttingDown reports a write refused because the server is draining.
@@ -52,7 +55,13 @@ const (
 	CodeLeaderUnreachable = "leader_unreachable"
 	CodeShuttingDown      = "shutting_down"
 	CodeTooStale          = "too_stale"
-	CodeInternal          = "internal"
+	// CodePreconditionFailed (412): If-Match or If-None-Match did not hold; nothing changed.
+	CodePreconditionFailed = "precondition_failed"
+	// CodeOutcomeUnknown (504): the write may have applied; see docs/api.md.
+	CodeOutcomeUnknown = "outcome_unknown"
+	// CodeQuotaExceeded (413): the write would grow the store past -quota_bytes.
+	CodeQuotaExceeded = "quota_exceeded"
+	CodeInternal      = "internal"
 )
 
 // retryAfterSeconds is what a 503 asks a client to wait: about one election.
@@ -67,6 +76,15 @@ type ErrorBody struct {
 type ErrorDetail struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	// Version (precondition_failed): the key's current version, 0 when it does not exist.
+	Version *uint64 `json:"version,omitempty"`
+	// Index and Epoch (504: not_replicated, outcome_unknown): the position the leader
+	// logged the write at, when known.
+	Index uint64 `json:"index,omitempty"`
+	Epoch int64  `json:"epoch,omitempty"`
+	// Used and Quota (quota_exceeded): the bytes the store would hold, and its quota.
+	Used  int64 `json:"used,omitempty"`
+	Quota int64 `json:"quota,omitempty"`
 }
 
 // apiError is an error with the status and code it is answered with.
@@ -75,6 +93,12 @@ type apiError struct {
 	code   string
 	msg    string
 	err    error // wrapped sentinel, may be nil
+	// Optional details for the body (ErrorDetail) and headers of the answer.
+	version     *uint64
+	index       uint64
+	epoch       int64
+	used, quota int64
+	header      map[string]string
 }
 
 func (e *apiError) Error() string {
@@ -101,6 +125,21 @@ func unavailable(code string, sentinel error, format string, args ...any) *apiEr
 	return e
 }
 
+// maybeApplied is a 504: a write that may have applied, logged at (index, epoch) when
+// index is not 0. No Retry-After: retrying it blindly may apply it twice.
+func maybeApplied(code string, sentinel error, index uint64, epoch int64, format string, args ...any) *apiError {
+	e := newAPIError(http.StatusGatewayTimeout, code, format, args...)
+	e.err = sentinel
+	e.index, e.epoch = index, epoch
+	if index != 0 {
+		e.header = map[string]string{
+			HeaderWriteIndex: strconv.FormatUint(index, 10),
+			HeaderWriteEpoch: strconv.FormatInt(epoch, 10),
+		}
+	}
+	return e
+}
+
 // writeError answers err as JSON: an *apiError as itself, an *echo.HTTPError with its
 // status, anything else as 500.
 func writeError(c echo.Context, err error) error {
@@ -116,11 +155,15 @@ func writeError(c echo.Context, err error) error {
 	if ae.status == http.StatusServiceUnavailable {
 		c.Response().Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds))
 	}
+	for k, v := range ae.header {
+		c.Response().Header().Set(k, v)
+	}
 	msg := ae.msg
 	if msg == "" {
 		msg = http.StatusText(ae.status)
 	}
-	return c.JSON(ae.status, ErrorBody{Error: ErrorDetail{Code: ae.code, Message: msg}})
+	return c.JSON(ae.status, ErrorBody{Error: ErrorDetail{Code: ae.code, Message: msg, Version: ae.version,
+		Index: ae.index, Epoch: ae.epoch, Used: ae.used, Quota: ae.quota}})
 }
 
 func fromHTTPError(he *echo.HTTPError) *apiError {

@@ -2,11 +2,15 @@ package server_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/zkv-dev/zkv/server"
 )
@@ -115,5 +119,105 @@ func FuzzKeyRoutes(f *testing.F) {
 			n.store.Put("k", "v", 1) // something a delete could wrongly remove
 		}
 		serve(t, n, newRequest(method, path, "application/json", nil))
+	})
+}
+
+// FuzzConditional sends PUT and DELETE with arbitrary If-Match and If-None-Match: besides
+// serve's invariants, a 200 under a plain If-Match: N found the key at version N, and a
+// 412 names the key's current version.
+func FuzzConditional(f *testing.F) {
+	n := fuzzNode(f)
+	f.Add(true, "1", "")
+	f.Add(false, `"1"`, "")
+	f.Add(true, "", "*")
+	f.Add(true, "*", "")
+	f.Add(true, `W/"1"`, "")
+	f.Add(false, "1, 2", `"3"`)
+	f.Add(true, "0", "")
+	f.Add(true, "*, 1", "")
+	f.Add(true, "99999999999999999999", "")
+	f.Fuzz(func(t *testing.T, isPut bool, ifMatch, ifNoneMatch string) {
+		const key = "k"
+		if !isPut && n.store.Len() == 0 {
+			n.store.Put(key, "v", 1) // something a delete could wrongly remove
+		}
+		before, existed := n.store.Get(key)
+		method, body := http.MethodDelete, []byte(nil)
+		if isPut {
+			method, body = http.MethodPut, []byte(`{"value":"v"}`)
+		}
+		req := newRequest(method, "/v1/kv/"+key, "application/json", body)
+		if ifMatch != "" {
+			req.Header.Set("If-Match", ifMatch)
+		}
+		if ifNoneMatch != "" {
+			req.Header.Set("If-None-Match", ifNoneMatch)
+		}
+		rec := serve(t, n, req)
+		switch rec.Code {
+		case http.StatusOK:
+			if v, err := strconv.ParseUint(strings.Trim(ifMatch, `" `), 10, 64); err == nil && (!existed || before.Version != v) {
+				t.Fatalf("If-Match %q applied to version %d (exists %v)", ifMatch, before.Version, existed)
+			}
+			if ifNoneMatch == "*" && existed {
+				t.Fatalf("If-None-Match * applied to an existing key")
+			}
+		case http.StatusPreconditionFailed:
+			var eb server.ErrorBody
+			if err := json.Unmarshal(rec.Body.Bytes(), &eb); err != nil || eb.Error.Version == nil {
+				t.Fatalf("412 without the current version: %s", rec.Body.String())
+			}
+			want := uint64(0)
+			if existed {
+				want = before.Version
+			}
+			if *eb.Error.Version != want {
+				t.Fatalf("412 names version %d, the key is at %d", *eb.Error.Version, want)
+			}
+		}
+	})
+}
+
+// FuzzRead sends local and leader reads with arbitrary ?max_staleness= and
+// ?consistency=: a malformed bound or mode is a 400, a valid one reads.
+func FuzzRead(f *testing.F) {
+	n := fuzzNode(f)
+	n.store.Put("k", "v", 1)
+	f.Add("500ms", "")
+	f.Add("0s", "local")
+	f.Add("-1s", "")
+	f.Add("1h", "leader")
+	f.Add("abc", "")
+	f.Add("", "bogus")
+	f.Add("9999999999h", "")
+	f.Fuzz(func(t *testing.T, staleness, consistency string) {
+		q := url.Values{}
+		if staleness != "" {
+			q.Set("max_staleness", staleness)
+		}
+		if consistency != "" {
+			q.Set("consistency", consistency)
+		}
+		for _, path := range []string{"/v1/kv/k", "/read"} {
+			qq := url.Values{}
+			for k, v := range q {
+				qq[k] = v
+			}
+			if path == "/read" {
+				qq.Set("key", "k")
+			}
+			rec := serve(t, n, newRequest(http.MethodGet, path+"?"+qq.Encode(), "", nil))
+			d, err := time.ParseDuration(staleness)
+			validBound := staleness == "" || err == nil && d >= 0
+			validMode := consistency == "" || consistency == "local" || consistency == "leader"
+			switch {
+			case rec.Code == http.StatusOK && !(validMode && (validBound || consistency == "leader")):
+				t.Fatalf("%s?%s: 200 for an invalid read", path, qq.Encode())
+			case rec.Code == http.StatusOK && !strings.Contains(rec.Body.String(), `"v"`):
+				t.Fatalf("%s?%s: 200 without the value: %s", path, qq.Encode(), rec.Body.String())
+			case rec.Code != http.StatusOK && validMode && validBound:
+				t.Fatalf("%s?%s: %d for a valid read on the leader: %s", path, qq.Encode(), rec.Code, rec.Body.String())
+			}
+		}
 	})
 }

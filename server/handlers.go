@@ -9,11 +9,13 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/http/httptrace"
 	"net/http/pprof"
 	"net/url"
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -58,6 +60,9 @@ type Status struct {
 	InSync []string `json:"in_sync"`
 	// Incarnation names this server process (a restart makes a new one).
 	Incarnation string `json:"incarnation"`
+	// Alarms lists the conditions that refuse some writes: "NOSPACE" (the quota); empty
+	// when none.
+	Alarms []string `json:"alarms"`
 }
 
 // StatusLeader names the leader in Status; empty fields while none is known.
@@ -282,6 +287,7 @@ func (s *Server) handleGet(c echo.Context) error {
 	if !ok {
 		return c.JSON(http.StatusOK, KV{Key: key, Found: ptr(false)})
 	}
+	c.Response().Header().Set(HeaderETag, etag(e.Version))
 	return c.JSON(http.StatusOK, KV{Key: key, Value: e.Value, Found: ptr(true), Version: e.Version})
 }
 
@@ -391,6 +397,10 @@ func (s *Server) handlePut(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	pre, err := parsePrecondition(c.Request().Header)
+	if err != nil {
+		return err
+	}
 	data, err := readBody(c, s.cfg.bodyLimit())
 	if err != nil {
 		return err
@@ -403,10 +413,11 @@ func (s *Server) handlePut(c echo.Context) error {
 		return err
 	}
 	value := *body.Value
-	res, err := s.write(c, data, "put", key, s.putEntry(key, value))
+	res, err := s.write(c, data, "put", key, s.putEntry(key, value, pre))
 	if err != nil || res.forwarded {
 		return err
 	}
+	c.Response().Header().Set(HeaderETag, etag(res.entry.Version))
 	return c.JSON(http.StatusOK, KV{Key: key, Value: value, Version: res.entry.Version, Epoch: res.epoch, Leader: s.cfg.Address})
 }
 
@@ -415,7 +426,11 @@ func (s *Server) handleDelete(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	res, err := s.write(c, nil, "delete", key, s.deleteEntry(key))
+	pre, err := parsePrecondition(c.Request().Header)
+	if err != nil {
+		return err
+	}
+	res, err := s.write(c, nil, "delete", key, s.deleteEntry(key, pre))
 	if err != nil || res.forwarded {
 		return err
 	}
@@ -467,8 +482,12 @@ func (s *Server) handleUpdate(c echo.Context) error {
 	if err := s.checkValue(body.Value); err != nil {
 		return err
 	}
+	pre, err := parsePrecondition(c.Request().Header)
+	if err != nil {
+		return err
+	}
 	key, value := *body.Key, *body.Value
-	res, err := s.write(c, data, "put", key, s.putEntry(key, value))
+	res, err := s.write(c, data, "put", key, s.putEntry(key, value, pre))
 	if err != nil || res.forwarded {
 		return err
 	}
@@ -486,6 +505,7 @@ func (s *Server) handleStatus(c echo.Context) error {
 	st.Applied, _ = s.store.Last()
 	st.InSync = []string{}
 	st.Incarnation = s.cfg.Incarnation
+	st.Alarms = s.alarms()
 	if ld := s.leadPtr.Load(); ld != nil {
 		for _, r := range ld.record().Members {
 			st.InSync = append(st.InSync, r.ID+"/"+r.Incarnation)
@@ -537,24 +557,29 @@ type writeResult struct {
 	epoch     int64
 }
 
-// entryFunc builds a leader's entry for a write at index in epoch; false when the write
-// changes nothing (a delete of an absent key). It runs under writeMu.
-type entryFunc func(epoch int64, index uint64) (kvstore.Entry, bool)
+// entryFunc builds a leader's entry for a write at index in epoch over old, the key's
+// newest logged entry (zero when never written); false when the write changes nothing (a
+// delete of an absent key); an error when its precondition fails. It runs under writeMu.
+type entryFunc func(old kvstore.Entry, epoch int64, index uint64) (kvstore.Entry, bool, error)
 
-func (s *Server) putEntry(key, value string) entryFunc {
-	return func(epoch int64, index uint64) (kvstore.Entry, bool) {
-		old, _ := s.latest(key)
-		return kvstore.Entry{Key: key, Value: value, Version: old.Version + 1, Index: index, Epoch: epoch}, true
+func (s *Server) putEntry(key, value string, pre precondition) entryFunc {
+	return func(old kvstore.Entry, epoch int64, index uint64) (kvstore.Entry, bool, error) {
+		if err := pre.check(key, old); err != nil {
+			return kvstore.Entry{}, false, err
+		}
+		return kvstore.Entry{Key: key, Value: value, Version: old.Version + 1, Index: index, Epoch: epoch}, true, nil
 	}
 }
 
-func (s *Server) deleteEntry(key string) entryFunc {
-	return func(epoch int64, index uint64) (kvstore.Entry, bool) {
-		old, ok := s.latest(key)
-		if !ok || old.Deleted {
-			return kvstore.Entry{}, false
+func (s *Server) deleteEntry(key string, pre precondition) entryFunc {
+	return func(old kvstore.Entry, epoch int64, index uint64) (kvstore.Entry, bool, error) {
+		if err := pre.check(key, old); err != nil {
+			return kvstore.Entry{}, false, err
 		}
-		return kvstore.Entry{Key: key, Version: old.Version + 1, Index: index, Epoch: epoch, Deleted: true}, true
+		if old.Key == "" || old.Deleted {
+			return kvstore.Entry{}, false, nil
+		}
+		return kvstore.Entry{Key: key, Version: old.Version + 1, Index: index, Epoch: epoch, Deleted: true}, true, nil
 	}
 }
 
@@ -562,6 +587,11 @@ func (s *Server) deleteEntry(key string) entryFunc {
 func (s *Server) write(c echo.Context, body []byte, op, key string, apply entryFunc) (writeResult, error) {
 	res, err := s.leaderWrite(c.Request().Context(), op, key, apply)
 	if !errors.Is(err, errNotLeading) {
+		if err == nil && res.entry.Index != 0 {
+			h := c.Response().Header()
+			h.Set(HeaderWriteIndex, strconv.FormatUint(res.entry.Index, 10))
+			h.Set(HeaderWriteEpoch, strconv.FormatInt(res.epoch, 10))
+		}
 		return res, err
 	}
 	if err := s.forward(c, body); err != nil {
@@ -595,18 +625,33 @@ func (s *Server) leaderWrite(ctx context.Context, op, key string, apply entryFun
 		s.metrics.writes.WithLabelValues(op, "not_leader").Inc()
 		return writeResult{}, unavailable(CodeNotLeader, ErrNotLeader, "this server no longer leads epoch %d", ld.epoch)
 	}
+	// The entry is built, its precondition checked and its quota counted against the
+	// state it will apply on: the store plus every entry logged ahead of it (pending),
+	// all under writeMu, which orders the log (see docs/design.md, conditional writes).
 	last, _ := s.log.Last()
-	e, wrote := apply(ld.epoch, last+1)
+	old, _ := s.latest(key)
+	e, wrote, err := apply(old, ld.epoch, last+1)
+	if err != nil {
+		s.writeMu.Unlock()
+		s.metrics.writes.WithLabelValues(op, "precondition_failed").Inc()
+		return writeResult{}, err
+	}
 	if !wrote {
 		s.writeMu.Unlock()
 		s.metrics.writes.WithLabelValues(op, "noop").Inc()
 		return writeResult{entry: e, epoch: ld.epoch}, nil
+	}
+	if err := s.checkQuota(ld, old, e); err != nil {
+		s.writeMu.Unlock()
+		s.metrics.writes.WithLabelValues(op, "quota_exceeded").Inc()
+		return writeResult{}, err
 	}
 	if err := s.log.Append(e); err != nil {
 		s.writeMu.Unlock()
 		s.logger.Error("log a write", "op", op, "index", e.Index, "error", err)
 		return writeResult{}, newAPIError(http.StatusInternalServerError, CodeInternal, "log the write: %v", err)
 	}
+	s.countLogged(ld, old, e)
 	s.pendMu.Lock()
 	s.pending[key] = e
 	s.pendMu.Unlock()
@@ -621,14 +666,18 @@ func (s *Server) leaderWrite(ctx context.Context, op, key string, apply entryFun
 	acked, err := ld.repl.Wait(wctx, e.Index, s.ack)
 	switch {
 	case errors.Is(err, replication.ErrFenced):
+		// The entry may be on replicas already: a successor that adopts such a log commits
+		// it. So its outcome is unknown, not "nothing applied".
 		s.metrics.writes.WithLabelValues(op, "fenced").Inc()
 		s.logger.Warn("write fenced: a newer leader exists", "op", op, "key", shortKey(key), "index", e.Index, "error", err)
-		return writeResult{}, unavailable(CodeNotLeader, ErrFenced, "this leader was deposed by a newer epoch; retry")
+		return writeResult{}, maybeApplied(CodeOutcomeUnknown, errors.Join(ErrOutcomeUnknown, ErrFenced), e.Index, e.Epoch,
+			"write logged at index %d epoch %d, then this leader was deposed by a newer epoch: the write may still apply through its successor, or not; read it back at the leader, or retry with If-Match", e.Index, e.Epoch)
 	case err != nil:
 		s.metrics.writes.WithLabelValues(op, "not_replicated").Inc()
 		s.logger.Warn("write not replicated", "op", op, "key", shortKey(key), "index", e.Index, "ack", s.cfg.Ack, "acked", acked, "error", err)
-		return writeResult{}, unavailable(CodeNotReplicated, ErrNotReplicated,
-			"write %d applied by the leader but not acknowledged (ack %s, %d replicas acked): %v", e.Index, s.cfg.Ack, acked, err)
+		return writeResult{}, maybeApplied(CodeNotReplicated, ErrNotReplicated, e.Index, e.Epoch,
+			"write logged at index %d epoch %d but not acknowledged (ack %s, %d replicas acked): it may still commit, or not; read it back at the leader, or retry with If-Match: %v",
+			e.Index, e.Epoch, s.cfg.Ack, acked, err)
 	}
 	s.metrics.writes.WithLabelValues(op, "ok").Inc()
 	// One line per write, once its fate is known: applied at this index and version,
@@ -674,18 +723,39 @@ func (s *Server) forward(c echo.Context, body []byte) error {
 		req.Header.Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
 	}
 	req.Header.Set(HeaderForwarded, s.cfg.ID)
+	for _, h := range []string{HeaderIfMatch, HeaderIfNoneMatch} {
+		for _, v := range r.Header.Values(h) {
+			req.Header.Add(h, v) // the leader evaluates them, where the write is ordered
+		}
+	}
+	// Once a connection to the leader is made, the write may reach it: an error after that
+	// leaves its outcome unknown. Before (a failed dial), nothing was sent.
+	write := r.Method != http.MethodGet
+	sent := new(atomic.Bool)
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+		GotConn: func(httptrace.GotConnInfo) { sent.Store(true) },
+	}))
 	start := time.Now()
 	resp, err := s.fwd.Do(req)
 	if err != nil {
 		s.requestRefresh()
 		s.metrics.forwarded.WithLabelValues("unreachable").Inc()
-		s.logger.Warn("forward to the leader failed", "method", r.Method, "leader", leader, "error", err)
+		s.logger.Warn("forward to the leader failed", "method", r.Method, "leader", leader, "sent", sent.Load(), "error", err)
+		if write && sent.Load() {
+			return maybeApplied(CodeOutcomeUnknown, ErrOutcomeUnknown, 0, 0,
+				"forwarded the write to the leader %s, which did not answer: it may have applied it, or not; read it back at the leader, or retry with If-Match: %v", leader, err)
+		}
 		return unavailable(CodeLeaderUnreachable, ErrLeaderUnreachable, "leader %s: %v", leader, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 2*s.cfg.bodyLimit()))
 	if err != nil {
 		s.metrics.forwarded.WithLabelValues("unreachable").Inc()
+		if write {
+			return maybeApplied(CodeOutcomeUnknown, ErrOutcomeUnknown, 0, 0,
+				"the leader %s's answer to the forwarded write was cut (status %d): it may have applied it, or not; read it back at the leader, or retry with If-Match: %v",
+				leader, resp.StatusCode, err)
+		}
 		return unavailable(CodeLeaderUnreachable, ErrLeaderUnreachable, "leader %s: read answer: %v", leader, err)
 	}
 	s.metrics.forwarded.WithLabelValues(strconv.Itoa(resp.StatusCode)).Inc()
@@ -693,8 +763,10 @@ func (s *Server) forward(c echo.Context, body []byte) error {
 		s.logger.Info("write forwarded", "method", r.Method, "path", shortKey(r.URL.Path), "leader", leader,
 			"status", resp.StatusCode, "took", time.Since(start).Round(time.Microsecond))
 	}
-	if ra := resp.Header.Get("Retry-After"); ra != "" {
-		c.Response().Header().Set("Retry-After", ra)
+	for _, h := range relayedHeaders {
+		if v := resp.Header.Get(h); v != "" {
+			c.Response().Header().Set(h, v)
+		}
 	}
 	ct := resp.Header.Get(echo.HeaderContentType)
 	if ct == "" {
@@ -702,6 +774,10 @@ func (s *Server) forward(c echo.Context, body []byte) error {
 	}
 	return c.Blob(resp.StatusCode, ct, data)
 }
+
+// relayedHeaders are the leader's answer headers a follower passes on with its body.
+var relayedHeaders = []string{"Retry-After", HeaderETag, HeaderWriteIndex, HeaderWriteEpoch,
+	HeaderApplied, HeaderLastContact}
 
 func ptr[T any](v T) *T { return &v }
 

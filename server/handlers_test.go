@@ -89,12 +89,12 @@ func TestStatusShape(t *testing.T) {
 	defer other.Close()
 	r := do(t, http.MethodGet, n.url+"/v1/status", "", "")
 	m := r.json(t)
-	for _, k := range []string{"id", "address", "role", "leader", "epoch", "keys", "members", "applied", "in_sync", "incarnation"} {
+	for _, k := range []string{"id", "address", "role", "leader", "epoch", "keys", "members", "applied", "in_sync", "incarnation", "alarms"} {
 		if _, ok := m[k]; !ok {
 			t.Errorf("status lacks %q: %s", k, r.body)
 		}
 	}
-	if len(m) != 10 {
+	if len(m) != 11 {
 		t.Errorf("status has extra fields: %s", r.body)
 	}
 	st := n.status(t)
@@ -246,8 +246,14 @@ func TestNotReplicated(t *testing.T) {
 	n.waitRole(t, "leader")
 	waitFor(t, "a fan-out", func() bool { return repls.last() != nil })
 	r := put(t, n.url, "k", "v")
-	if r.code != 503 || r.errCode(t) != server.CodeNotReplicated || r.hdr.Get("Retry-After") == "" {
-		t.Fatalf("PUT without acks: %d %s", r.code, r.body)
+	// Logged, so it may still commit: 504, its position given, and no Retry-After (a blind
+	// retry could apply it twice).
+	if r.code != 504 || r.errCode(t) != server.CodeNotReplicated || r.hdr.Get("Retry-After") != "" {
+		t.Fatalf("PUT without acks: %d %v %s", r.code, r.hdr, r.body)
+	}
+	if e := r.json(t)["error"].(map[string]any); e["index"] != 2.0 || e["epoch"] != float64(c.epochNow()) ||
+		r.hdr.Get(server.HeaderWriteIndex) != "2" || r.hdr.Get(server.HeaderWriteEpoch) != strconv.FormatInt(c.epochNow(), 10) {
+		t.Fatalf("PUT without acks does not say where it was logged: %v %s", r.hdr, r.body)
 	}
 	if got := keyed(repls.last().entries); len(got) != 1 || got[0].Key != "k" || got[0].Index != 2 {
 		t.Fatalf("enqueued %+v", got)
@@ -271,8 +277,17 @@ func TestFencedLeaderStepsDown(t *testing.T) {
 	if r.code == 200 {
 		t.Fatalf("a fenced leader answered 200: %s", r.body)
 	}
-	if r.code != 503 || r.hdr.Get("Retry-After") == "" {
-		t.Fatalf("fenced PUT: %d %s", r.code, r.body)
+	// Logged before the leader learnt it was deposed: a successor may adopt it, so its
+	// outcome is unknown (504), not "nothing applied" (503). Had the leader stepped down
+	// first, nothing was logged and the answer is a 503 (b is unreachable).
+	first.mu.Lock()
+	logged := len(keyed(first.entries))
+	first.mu.Unlock()
+	switch {
+	case r.code == 504 && r.errCode(t) == server.CodeOutcomeUnknown && r.hdr.Get(server.HeaderWriteIndex) != "":
+	case r.code == 503 && r.hdr.Get("Retry-After") != "" && logged == 0:
+	default:
+		t.Fatalf("fenced PUT: %d %v %s", r.code, r.hdr, r.body)
 	}
 	// It resigned and joined again, behind b: b leads now.
 	waitFor(t, "a to step down and rejoin", func() bool {

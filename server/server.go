@@ -81,6 +81,7 @@ type Server struct {
 	// takes that leader's appends, at that epoch, while its session is in doubt.
 	followed atomic.Pointer[followedLeader]
 	helloing atomic.Bool
+	noSpace  atomic.Bool // the leader refused a write for the quota; a growing write that fits clears it
 
 	ctx    context.Context // the server's lifetime; cancelled by Shutdown
 	cancel context.CancelFunc
@@ -110,6 +111,9 @@ type leadership struct {
 	guard      string // its election node: a record write needs it to exist
 	unclean    bool
 	done       chan struct{} // closed when the leadership ends
+	// projected is the size (kvstore.Size) of the state after every entry logged so far:
+	// what the quota is checked against. Under the server's writeMu.
+	projected int64
 
 	mu         sync.Mutex // guards the record fields
 	rec        InSyncRecord
@@ -215,6 +219,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		func() float64 { i, _ := s.store.Last(); return float64(i) },
 		s.replicaStats,
 	)
+	s.registerQuotaMetrics()
 	s.echo = s.routes()
 	return s, nil
 }
@@ -551,7 +556,7 @@ func (s *Server) becomeLeader(epoch int64, members []election.Member) {
 		return
 	}
 	ld := &leadership{epoch: epoch, repl: repl, since: time.Now(), epochStart: noop.Index, guard: guard,
-		unclean: t.unclean, done: make(chan struct{}), rec: rec, recVersion: version}
+		unclean: t.unclean, done: make(chan struct{}), rec: rec, recVersion: version, projected: s.projectedBytes()}
 	ld.inSyncAddrs = s.inSyncAddrs(rec, members)
 	repl.SetInSync(ld.inSyncAddrs)
 	s.writeMu.Lock()

@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -30,16 +32,30 @@ const maxBody = 64 << 20
 var (
 	ErrInvalidKey = errors.New("client: invalid key")
 	ErrBadAnswer  = errors.New("client: malformed answer")
+	// ErrOutcomeUnknown: a write may or may not have applied (a 504 from the server, or a
+	// request that reached it and lost its answer), and the client did not retry it since
+	// a retry could apply it twice. Read the key back at the leader, or write with IfMatch.
+	ErrOutcomeUnknown = errors.New("client: write outcome unknown")
+	// ErrPreconditionFailed: IfMatch or IfNoneMatch did not hold (412); nothing changed.
+	// The *APIError's CurrentVersion is the key's version (0: it does not exist).
+	ErrPreconditionFailed = errors.New("client: precondition failed")
 )
 
-// Client talks to one zkv server.
+// Client talks to one zkv server, or to several given with WithEndpoints, rotating to the
+// next when one is unavailable (see Retry).
 type Client struct {
 	addr    string
-	base    string // "http://host:port"
+	base    string   // "http://host:port" of addr
+	bases   []string // base, then the WithEndpoints ones
+	cur     atomic.Uint32
+	retry   Retry
 	hc      *http.Client
 	own     bool // hc was created here, so Close may close its idle connections
 	timeout time.Duration
 	token   string
+	extra   []string // WithEndpoints' addresses, until New makes them bases
+	// sleep waits d before a retry, or until ctx ends; tests record the waits instead.
+	sleep func(ctx context.Context, d time.Duration) error
 }
 
 // Option configures New.
@@ -62,21 +78,32 @@ func WithTimeout(d time.Duration) Option { return func(c *Client) { c.timeout = 
 func WithToken(token string) Option { return func(c *Client) { c.token = token } }
 
 // New returns a client of the server at addr ("host:port", or a URL "http://host:port").
+// It makes one attempt per call unless WithRetry says otherwise.
 func New(addr string, opts ...Option) *Client {
-	base := strings.TrimRight(addr, "/")
-	if !strings.Contains(base, "://") {
-		base = "http://" + base
-	}
-	c := &Client{addr: addr, base: base, timeout: DefaultTimeout}
+	base := baseURL(addr)
+	c := &Client{addr: addr, base: base, timeout: DefaultTimeout, retry: Retry{Attempts: 1}, sleep: sleepCtx}
 	for _, o := range opts {
 		o(c)
 	}
+	c.bases = []string{base}
+	for _, a := range c.extra {
+		c.bases = append(c.bases, baseURL(a))
+	}
+	c.extra = nil
 	if c.hc == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.MaxIdleConnsPerHost = 16
 		c.hc, c.own = &http.Client{Transport: t}, true
 	}
 	return c
+}
+
+func baseURL(addr string) string {
+	base := strings.TrimRight(addr, "/")
+	if !strings.Contains(base, "://") {
+		base = "http://" + base
+	}
+	return base
 }
 
 // Addr returns the address the client was created with.
@@ -130,6 +157,8 @@ type Status struct {
 	Epoch   int64    `json:"epoch"`
 	Keys    int      `json:"keys"`
 	Members []Member `json:"members"`
+	// Alarms lists what refuses some writes: "NOSPACE" while the quota is reached.
+	Alarms []string `json:"alarms,omitempty"`
 }
 
 // LeaderMember returns the member entry of the leader, if the status lists it.
@@ -149,6 +178,29 @@ type APIError struct {
 	Message    string        // the server's message, or the start of the body
 	RetryAfter time.Duration // from Retry-After, 0 when absent
 	Leader     string        // X-Zkv-Leader of the answer
+	// CurrentVersion (412 precondition_failed): the key's version, 0 when it does not exist.
+	CurrentVersion uint64
+	// WriteIndex and WriteEpoch (504): where the leader logged the write, when it says.
+	WriteIndex uint64
+	WriteEpoch int64
+}
+
+// MaybeApplied reports an answer whose write may have applied: a 504 (not_replicated,
+// outcome_unknown). Every other error answer applied nothing.
+func (e *APIError) MaybeApplied() bool {
+	return e.StatusCode == http.StatusGatewayTimeout || e.Code == "outcome_unknown"
+}
+
+// Is makes errors.Is(err, ErrOutcomeUnknown) hold for a MaybeApplied answer, and
+// errors.Is(err, ErrPreconditionFailed) for a 412.
+func (e *APIError) Is(target error) bool {
+	switch target {
+	case ErrOutcomeUnknown:
+		return e.MaybeApplied()
+	case ErrPreconditionFailed:
+		return e.StatusCode == http.StatusPreconditionFailed
+	}
+	return false
 }
 
 func (e *APIError) Error() string {
@@ -163,7 +215,8 @@ func (e *APIError) Error() string {
 }
 
 // Temporary reports whether the same request may succeed later: 503 (no leader for now), 502
-// and 504 (the leader a follower forwarded to was unreachable), 429.
+// and 504 (an answer lost on the way), 429. Only 503 and 429 say nothing was applied: see
+// MaybeApplied before retrying a write.
 func (e *APIError) Temporary() bool {
 	switch e.StatusCode {
 	case http.StatusServiceUnavailable, http.StatusBadGateway, http.StatusGatewayTimeout, http.StatusTooManyRequests:
@@ -219,13 +272,15 @@ func (c *Client) Get(ctx context.Context, key string, opts ...ReadOption) (KV, e
 }
 
 // Put writes key=value through this server, which forwards it to the leader when it follows.
-func (c *Client) Put(ctx context.Context, key, value string) (KV, error) {
+// IfMatch or IfNoneMatch make it conditional (and so safe to retry after an unknown outcome).
+func (c *Client) Put(ctx context.Context, key, value string, opts ...WriteOption) (KV, error) {
 	p, err := KeyPath(key)
 	if err != nil {
 		return KV{}, err
 	}
 	var kv KV
-	h, err := c.do(ctx, http.MethodPut, p, nil, map[string]string{"value": value}, &kv)
+	h, err := c.send(ctx, request{method: http.MethodPut, path: p, in: map[string]string{"value": value}, out: &kv,
+		hdr: writeHeaders(opts)})
 	if err != nil {
 		return KV{}, err
 	}
@@ -237,14 +292,15 @@ func (c *Client) Put(ctx context.Context, key, value string) (KV, error) {
 	return kv, nil
 }
 
-// Delete removes key through this server (routed to the leader) and reports whether it existed.
-func (c *Client) Delete(ctx context.Context, key string) (bool, error) {
+// Delete removes key through this server (routed to the leader) and reports whether it
+// existed. IfMatch makes it conditional.
+func (c *Client) Delete(ctx context.Context, key string, opts ...WriteOption) (bool, error) {
 	p, err := KeyPath(key)
 	if err != nil {
 		return false, err
 	}
 	var kv KV
-	if _, err := c.do(ctx, http.MethodDelete, p, nil, nil, &kv); err != nil {
+	if _, err := c.send(ctx, request{method: http.MethodDelete, path: p, out: &kv, hdr: writeHeaders(opts)}); err != nil {
 		return false, err
 	}
 	return kv.Found, nil
@@ -270,30 +326,31 @@ func (c *Client) Read(ctx context.Context, key string) (string, error) {
 }
 
 // Update is the assignment's POST /update: writes key=value, routed to the leader like Put.
-func (c *Client) Update(ctx context.Context, key, value string) error {
+func (c *Client) Update(ctx context.Context, key, value string, opts ...WriteOption) error {
 	if key == "" {
 		return fmt.Errorf("%w: empty", ErrInvalidKey)
 	}
-	_, err := c.do(ctx, http.MethodPost, "/update", nil, map[string]string{"key": key, "value": value}, nil)
+	_, err := c.send(ctx, request{method: http.MethodPost, path: "/update", in: map[string]string{"key": key, "value": value},
+		hdr: writeHeaders(opts)})
 	return err
 }
 
 // Healthy returns nil while the server process serves (GET /healthz).
 func (c *Client) Healthy(ctx context.Context) error {
-	_, err := c.do(ctx, http.MethodGet, "/healthz", nil, nil, nil)
+	_, err := c.send(ctx, request{method: http.MethodGet, path: "/healthz", once: true})
 	return err
 }
 
 // Ready returns nil once the server has a ZooKeeper session and knows a leader (GET /readyz).
 func (c *Client) Ready(ctx context.Context) error {
-	_, err := c.do(ctx, http.MethodGet, "/readyz", nil, nil, nil)
+	_, err := c.send(ctx, request{method: http.MethodGet, path: "/readyz", once: true})
 	return err
 }
 
 // Metrics returns the server's GET /metrics (Prometheus text format) as it is.
 func (c *Client) Metrics(ctx context.Context) (string, error) {
 	var raw rawBody
-	_, err := c.do(ctx, http.MethodGet, "/metrics", nil, nil, &raw)
+	_, err := c.send(ctx, request{method: http.MethodGet, path: "/metrics", out: &raw, once: true})
 	return string(raw), err
 }
 
@@ -313,14 +370,24 @@ func (kv *KV) fill(key string, h http.Header) {
 	}
 }
 
-// do sends one request and decodes a 2xx JSON answer into out (nil: body ignored).
+// do sends a request (with the client's retries) and decodes a 2xx JSON answer into out
+// (nil: body ignored).
 func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, out any) (http.Header, error) {
+	return c.send(ctx, request{method: method, path: path, q: q, in: in, out: out})
+}
+
+// attempt sends one request to base. sent reports whether a connection to the server was
+// made: before that, nothing reached it.
+func (c *Client) attempt(ctx context.Context, base string, r request) (h http.Header, sent bool, err error) {
+	method, path, q, in, out := r.method, r.path, r.q, r.in, r.out
 	if c.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.timeout)
 		defer cancel()
 	}
-	u := c.base + path
+	var gotConn atomic.Bool
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) { gotConn.Store(true) }})
+	u := base + path
 	if len(q) > 0 {
 		u += "?" + q.Encode()
 	}
@@ -328,13 +395,16 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, 
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
-			return nil, fmt.Errorf("client: %s %s: %w", method, u, err)
+			return nil, false, permanentError{fmt.Errorf("client: %s %s: %w", method, u, err)}
 		}
 		body = bytes.NewReader(b)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u, body)
 	if err != nil {
-		return nil, fmt.Errorf("client: %s %s: %w", method, u, err)
+		return nil, false, permanentError{fmt.Errorf("client: %s %s: %w", method, u, err)}
+	}
+	for k, v := range r.hdr {
+		req.Header.Set(k, v)
 	}
 	req.Header.Set("Accept", "application/json")
 	if in != nil {
@@ -345,26 +415,26 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, 
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("client: %s %s: %w", method, u, err)
+		return nil, gotConn.Load(), fmt.Errorf("client: %s %s: %w", method, u, err)
 	}
 	defer func() { _ = resp.Body.Close() }()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 	if err != nil {
-		return resp.Header, fmt.Errorf("client: %s %s: reading answer: %w", method, u, err)
+		return resp.Header, true, fmt.Errorf("client: %s %s: reading answer: %w", method, u, err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return resp.Header, apiError(resp, b)
+		return resp.Header, true, apiError(resp, b)
 	}
 	if raw, ok := out.(*rawBody); ok {
 		*raw = b
-		return resp.Header, nil
+		return resp.Header, true, nil
 	}
 	if out != nil {
 		if err := json.Unmarshal(b, out); err != nil {
-			return resp.Header, fmt.Errorf("%w: %s %s: %v: %q", ErrBadAnswer, method, u, err, snippet(b))
+			return resp.Header, true, fmt.Errorf("%w: %s %s: %v: %q", ErrBadAnswer, method, u, err, snippet(b))
 		}
 	}
-	return resp.Header, nil
+	return resp.Header, true, nil
 }
 
 func apiError(resp *http.Response, b []byte) *APIError {
@@ -373,11 +443,15 @@ func apiError(resp *http.Response, b []byte) *APIError {
 		Error struct {
 			Code    string `json:"code"`
 			Message string `json:"message"`
+			Version uint64 `json:"version"`
+			Index   uint64 `json:"index"`
+			Epoch   int64  `json:"epoch"`
 		} `json:"error"`
 		Message string `json:"message"` // a framework's default error shape
 	}
 	if json.Unmarshal(b, &env) == nil && (env.Error.Code != "" || env.Error.Message != "" || env.Message != "") {
 		e.Code, e.Message = env.Error.Code, env.Error.Message
+		e.CurrentVersion, e.WriteIndex, e.WriteEpoch = env.Error.Version, env.Error.Index, env.Error.Epoch
 		if e.Message == "" {
 			e.Message = env.Message
 		}

@@ -55,7 +55,7 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 	logger.Info("starting zkv server",
 		"id", cfg.ID, "host", cfg.Host, "port", cfg.Port, "zookeeper", strings.Join(cfg.ZooKeeper, ","),
 		"session_timeout", cfg.SessionTimeout.String(), "ack", cfg.Ack, "max_key_bytes", cfg.MaxKeyBytes,
-		"max_value_bytes", cfg.MaxValueBytes, "sync_on_join", cfg.SyncOnJoin, "log_format", opts.logFormat,
+		"max_value_bytes", cfg.MaxValueBytes, "quota_bytes", cfg.QuotaBytes, "sync_on_join", cfg.SyncOnJoin, "log_format", opts.logFormat,
 		"cluster_token_set", cfg.ClusterToken != "")
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
@@ -89,6 +89,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 		ack           = fs.String("ack", server.DefaultAck, "when a write is acknowledged: all, majority or leader")
 		maxKey        = fs.Int("max_key_bytes", server.DefaultMaxKeyBytes, "longest key accepted")
 		maxValue      = fs.Int("max_value_bytes", server.DefaultMaxValueBytes, "longest value accepted")
+		quota         = fs.Int64("quota_bytes", server.DefaultQuotaBytes, "bytes of keys and values the store may hold; a write that would grow it past that gets 413 quota_exceeded (reads and deletes still work); 0: no quota")
 		syncOnJoin    = fs.Bool("sync_on_join", false, "copy the leader's store before serving (default: a restarted server starts empty)")
 		logFormat     = fs.String("log_format", "text", "log format: text or json")
 		advertise     = fs.String("advertise", "", "host:port other servers reach this one at, registered in ZooKeeper (default host:port)")
@@ -151,6 +152,13 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	if *maxKey < 1 || *maxValue < 1 {
 		return options{}, fmt.Errorf("-max_key_bytes %d and -max_value_bytes %d must be positive", *maxKey, *maxValue)
 	}
+	if *quota < 0 {
+		return options{}, fmt.Errorf("-quota_bytes %d must not be negative (0: no quota)", *quota)
+	}
+	quotaBytes := *quota
+	if quotaBytes == 0 {
+		quotaBytes = -1 // Config's "no quota"
+	}
 	if *port < 1 || *port > 65535 {
 		return options{}, fmt.Errorf("-port %d out of range", *port)
 	}
@@ -158,7 +166,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 		Host: *host, Port: *port, ID: *id, ZooKeeper: ens, SessionTimeout: sto, ClusterToken: *token,
 		Ack: *ack, MaxKeyBytes: *maxKey, MaxValueBytes: *maxValue, SyncOnJoin: *syncOnJoin,
 		Address: *advertise, UnsafeDisableFencing: *noFence, Pprof: *pprofOn,
-		ReplicaLagMax: *lagMax, UncleanAfter: *uncleanAfter, MinInSync: *minInSync,
+		ReplicaLagMax: *lagMax, UncleanAfter: *uncleanAfter, MinInSync: *minInSync, QuotaBytes: quotaBytes,
 	}
 	if *minInSync < 1 {
 		return options{}, fmt.Errorf("-min_insync %d must be at least 1", *minInSync)

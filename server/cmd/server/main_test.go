@@ -138,3 +138,29 @@ func TestFlagsClusterTokenFileAndMinInSync(t *testing.T) {
 		}
 	}
 }
+
+func TestFlagsQuota(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		env  []string
+		want int64
+	}{
+		{nil, nil, 2 << 30},
+		{[]string{"-quota_bytes", "4096"}, nil, 4096},
+		{nil, []string{"ZKV_QUOTA_BYTES", "8192"}, 8192},
+		{[]string{"-quota_bytes", "0"}, nil, -1}, // no quota
+	} {
+		o, err := parseFlags(tc.args, env(tc.env...), io.Discard)
+		if err != nil {
+			t.Fatalf("%v %v: %v", tc.args, tc.env, err)
+		}
+		if o.cfg.QuotaBytes != tc.want {
+			t.Errorf("%v %v: QuotaBytes %d, want %d", tc.args, tc.env, o.cfg.QuotaBytes, tc.want)
+		}
+	}
+	for _, bad := range []string{"-1", "lots"} {
+		if _, err := parseFlags([]string{"-quota_bytes", bad}, env(), io.Discard); err == nil {
+			t.Errorf("-quota_bytes %s accepted", bad)
+		}
+	}
+}
