@@ -58,6 +58,9 @@ type Status struct {
 	InSync []string `json:"in_sync"`
 	// Incarnation names this server process (a restart makes a new one).
 	Incarnation string `json:"incarnation"`
+	// LastContactMS is how long ago, in milliseconds, this server last heard from its
+	// leader's stream: 0 on the leader, -1 if never (as HeaderLastContact).
+	LastContactMS int64 `json:"last_contact_ms"`
 }
 
 // StatusLeader names the leader in Status; empty fields while none is known.
@@ -115,6 +118,8 @@ func (s *Server) routes() *echo.Echo {
 	}
 	e.GET("/read", s.handleRead)
 	e.POST("/update", s.handleUpdate)
+
+	s.opsRoutes(e) // ui.go, backup.go: /ui, /v1/cluster, /v1/snapshot
 
 	in := e.Group("/internal/v1", s.authorize)
 	in.POST("/append", s.handleAppend)
@@ -476,13 +481,18 @@ func (s *Server) handleUpdate(c echo.Context) error {
 }
 
 func (s *Server) handleStatus(c echo.Context) error {
+	return c.JSON(http.StatusOK, s.status(c.Request().Context()))
+}
+
+// status is this server's answer to GET /v1/status.
+func (s *Server) status(ctx context.Context) Status {
 	v := s.elector.View()
 	st := Status{
 		ID: s.cfg.ID, Address: s.cfg.Address, Role: roleOf(v),
 		Leader: StatusLeader{ID: v.Leader.ID, Address: v.Leader.Address},
 		Epoch:  v.Epoch, Keys: s.store.Len(), Members: []Member{},
 	}
-	st.Members = members(s.currentMembers(c.Request().Context(), v))
+	st.Members = members(s.currentMembers(ctx, v))
 	st.Applied, _ = s.store.Last()
 	st.InSync = []string{}
 	st.Incarnation = s.cfg.Incarnation
@@ -491,7 +501,11 @@ func (s *Server) handleStatus(c echo.Context) error {
 			st.InSync = append(st.InSync, r.ID+"/"+r.Incarnation)
 		}
 	}
-	return c.JSON(http.StatusOK, st)
+	st.LastContactMS = s.staleness().Milliseconds()
+	if st.LastContactMS < 0 {
+		st.LastContactMS = -1
+	}
+	return st
 }
 
 func (s *Server) handleHealthz(c echo.Context) error {

@@ -80,6 +80,8 @@ type Server struct {
 	// takes that leader's appends, at that epoch, while its session is in doubt.
 	followed atomic.Pointer[followedLeader]
 	helloing atomic.Bool
+	// leaders remembers the recent changes of leader for /v1/cluster and /ui.
+	leaders *leaderHistory
 
 	ctx    context.Context // the server's lifetime; cancelled by Shutdown
 	cancel context.CancelFunc
@@ -182,6 +184,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		rejoin:   make(chan struct{}, 1),
 		stopped:  make(chan struct{}),
 		serveErr: make(chan error, 1),
+		leaders:  newLeaderHistory(time.Now()),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if cfg.UnsafeDisableFencing {
@@ -424,6 +427,7 @@ func (s *Server) onView(prev, v election.View) {
 	if v.Connected && !v.IsLeader && v.Leader.Address != "" {
 		s.followed.Store(&followedLeader{address: v.Leader.Address, epoch: v.Epoch})
 	}
+	s.leaders.observe(v, s.lastContactTime(), time.Now())
 	s.metrics.epoch.Set(float64(v.Epoch))
 	s.metrics.setRole(roleOf(v))
 	if prev.Connected != v.Connected {
