@@ -130,6 +130,14 @@ type Status struct {
 	Epoch   int64    `json:"epoch"`
 	Keys    int      `json:"keys"`
 	Members []Member `json:"members"`
+	// Applied is the index of the last committed write the server's store holds.
+	Applied uint64 `json:"applied"`
+	// InSync is, on the leader, the in-sync set ("id/incarnation" each).
+	InSync      []string `json:"in_sync,omitempty"`
+	Incarnation string   `json:"incarnation,omitempty"`
+	// LastContactMS is how long ago, in milliseconds, the server last heard from its
+	// leader: 0 on the leader, -1 if never.
+	LastContactMS int64 `json:"last_contact_ms"`
 }
 
 // LeaderMember returns the member entry of the leader, if the status lists it.
