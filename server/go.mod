@@ -11,6 +11,7 @@ require (
 	github.com/zkv-dev/zkv/replication v0.0.0
 	github.com/zkv-dev/zkv/zk v0.1.0
 	go.uber.org/goleak v1.3.0
+	go.yaml.in/yaml/v3 v3.0.6
 	golang.org/x/net v0.59.0
 )
 
