@@ -58,9 +58,6 @@ type Status struct {
 	InSync []string `json:"in_sync"`
 	// Incarnation names this server process (a restart makes a new one).
 	Incarnation string `json:"incarnation"`
-	// LastContactMS is how long ago, in milliseconds, this server last heard from its
-	// leader's stream: 0 on the leader, -1 if never (as HeaderLastContact).
-	LastContactMS int64 `json:"last_contact_ms"`
 }
 
 // StatusLeader names the leader in Status; empty fields while none is known.
@@ -500,10 +497,6 @@ func (s *Server) status(ctx context.Context) Status {
 		for _, r := range ld.record().Members {
 			st.InSync = append(st.InSync, r.ID+"/"+r.Incarnation)
 		}
-	}
-	st.LastContactMS = s.staleness().Milliseconds()
-	if st.LastContactMS < 0 {
-		st.LastContactMS = -1
 	}
 	return st
 }

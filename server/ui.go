@@ -26,7 +26,8 @@ var uiAssets embed.FS
 const clusterPollTimeout = time.Second
 
 // ClusterView is the answer of GET /v1/cluster: the cluster as the answering server knows
-// it, each member's own /v1/status gathered by that server (so the page needs no access to
+// it, each member's own line (/v1/cluster?self=true: its /v1/status and its last contact)
+// gathered by that server (so the page needs no access to
 // any server but the one it came from, and no internal route or token is involved).
 type ClusterView struct {
 	Server  string          `json:"server"` // the answering server's address
@@ -38,7 +39,7 @@ type ClusterView struct {
 	LeaderChanges []LeaderChange `json:"leader_changes"`
 }
 
-// ClusterMember is one server in ClusterView: what its own /v1/status said.
+// ClusterMember is one server in ClusterView, as it described itself.
 type ClusterMember struct {
 	ID        string `json:"id"`
 	Address   string `json:"address"`
@@ -83,14 +84,28 @@ func (s *Server) handleUI(c echo.Context) error {
 	return c.HTMLBlob(http.StatusOK, page)
 }
 
+// handleCluster answers GET /v1/cluster, or with ?self=true this server's own line of it
+// (what /v1/cluster gathers from each member, and bin/driver status -cluster too).
 func (s *Server) handleCluster(c echo.Context) error {
-	return c.JSON(http.StatusOK, s.clusterView(c.Request().Context()))
+	switch c.QueryParam("self") {
+	case "":
+		return c.JSON(http.StatusOK, s.clusterView(c.Request().Context()))
+	case "true", "1":
+		return c.JSON(http.StatusOK, s.selfMember(c.Request().Context()))
+	}
+	return badRequest(CodeBadRequest, `self must be "true" or absent`)
+}
+
+// selfMember is this server's ClusterMember, Lag aside.
+func (s *Server) selfMember(ctx context.Context) ClusterMember {
+	return memberOf(s.status(ctx), s.staleness())
 }
 
 // clusterView asks every member this server knows of for its /v1/status, concurrently and
 // each within clusterPollTimeout, and puts the answers side by side.
 func (s *Server) clusterView(ctx context.Context) ClusterView {
 	self := s.status(ctx)
+	since := s.staleness()
 	cv := ClusterView{Server: s.cfg.Address, Time: time.Now().UTC(), Leader: self.Leader, Epoch: self.Epoch,
 		LeaderChanges: s.leaders.list()}
 	addrs := map[string]string{s.cfg.Address: s.cfg.ID}
@@ -104,17 +119,18 @@ func (s *Server) clusterView(ctx context.Context) ClusterView {
 	var wg sync.WaitGroup
 	for addr, id := range addrs {
 		if addr == s.cfg.Address {
-			cv.Members = append(cv.Members, memberOf(self))
+			mu.Lock()
+			cv.Members = append(cv.Members, memberOf(self, since))
+			mu.Unlock()
 			continue
 		}
 		wg.Go(func() {
 			cm := ClusterMember{ID: id, Address: addr}
-			st, err := s.peerStatus(ctx, addr)
-			if err != nil {
+			if m, err := s.peerMember(ctx, addr); err != nil {
 				cm.Error = err.Error()
 			} else {
-				cm = memberOf(st)
-				cm.Address = addr
+				cm = m
+				cm.Address, cm.Reachable, cm.Lag = addr, true, nil
 			}
 			mu.Lock()
 			cv.Members = append(cv.Members, cm)
@@ -127,9 +143,15 @@ func (s *Server) clusterView(ctx context.Context) ClusterView {
 	return cv
 }
 
-func memberOf(st Status) ClusterMember {
+// memberOf makes a server's ClusterMember from its status and the time since it last heard
+// from its leader (0 on the leader, negative if never).
+func memberOf(st Status, since time.Duration) ClusterMember {
+	contact := since.Milliseconds()
+	if since < 0 {
+		contact = -1
+	}
 	return ClusterMember{ID: st.ID, Address: st.Address, Reachable: true, Role: st.Role, Leader: st.Leader.Address,
-		Epoch: st.Epoch, Applied: st.Applied, LastContactMS: st.LastContactMS, Keys: st.Keys, Incarnation: st.Incarnation}
+		Epoch: st.Epoch, Applied: st.Applied, LastContactMS: contact, Keys: st.Keys, Incarnation: st.Incarnation}
 }
 
 // setLag fills each reachable member's Lag from the applied index of the member that
@@ -152,12 +174,12 @@ func setLag(ms []ClusterMember, leader string) {
 	}
 }
 
-// peerStatus GETs another server's public /v1/status.
-func (s *Server) peerStatus(ctx context.Context, addr string) (Status, error) {
+// peerMember GETs another server's own line, /v1/cluster?self=true (public, no token).
+func (s *Server) peerMember(ctx context.Context, addr string) (ClusterMember, error) {
 	ctx, cancel := context.WithTimeout(ctx, clusterPollTimeout)
 	defer cancel()
-	var st Status
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/v1/status", nil)
+	var st ClusterMember
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/v1/cluster?self=true", nil)
 	if err != nil {
 		return st, err
 	}
@@ -167,10 +189,10 @@ func (s *Server) peerStatus(ctx context.Context, addr string) (Status, error) {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return st, fmt.Errorf("GET /v1/status: %s", resp.Status)
+		return st, fmt.Errorf("GET /v1/cluster?self=true: %s", resp.Status)
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&st); err != nil {
-		return st, fmt.Errorf("GET /v1/status: %w", err)
+		return st, fmt.Errorf("GET /v1/cluster?self=true: %w", err)
 	}
 	return st, nil
 }

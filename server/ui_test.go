@@ -96,3 +96,19 @@ func TestClusterView(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterSelf: ?self=true is this server's own line, no fan-out; a bad value is a 400.
+func TestClusterSelf(t *testing.T) {
+	c := newFakeCluster()
+	a := startNode(t, c, "a")
+	a.waitLeading(t)
+	r := do(t, http.MethodGet, a.url+"/v1/cluster?self=true", "", "")
+	var m server.ClusterMember
+	if err := json.Unmarshal(r.body, &m); err != nil || r.code != 200 || m.Address != a.addr || m.Role != "leader" ||
+		!m.Reachable || m.LastContactMS != 0 {
+		t.Fatalf("self: %d %s (%v)", r.code, r.body, err)
+	}
+	if r := do(t, http.MethodGet, a.url+"/v1/cluster?self=yes", "", ""); r.code != 400 || r.errCode(t) != "bad_request" {
+		t.Fatalf("self=yes: %d %s", r.code, r.body)
+	}
+}

@@ -135,9 +135,28 @@ type Status struct {
 	// InSync is, on the leader, the in-sync set ("id/incarnation" each).
 	InSync      []string `json:"in_sync,omitempty"`
 	Incarnation string   `json:"incarnation,omitempty"`
-	// LastContactMS is how long ago, in milliseconds, the server last heard from its
-	// leader: 0 on the leader, -1 if never.
+}
+
+// MemberStatus is a server's own line of the cluster table (GET /v1/cluster?self=true): its
+// status and how long ago it last heard from its leader.
+type MemberStatus struct {
+	ID      string `json:"id"`
+	Address string `json:"address"`
+	Role    string `json:"role"`
+	Leader  string `json:"leader"` // the leader's address in its view
+	Epoch   int64  `json:"epoch"`
+	Applied uint64 `json:"applied"`
+	Keys    int    `json:"keys"`
+	// LastContactMS: milliseconds since it last heard from its leader's stream; 0 on the
+	// leader, -1 if never.
 	LastContactMS int64 `json:"last_contact_ms"`
+}
+
+// Member returns the server's own line of the cluster table.
+func (c *Client) Member(ctx context.Context) (MemberStatus, error) {
+	var m MemberStatus
+	_, err := c.do(ctx, http.MethodGet, "/v1/cluster", url.Values{"self": {"true"}}, nil, &m)
+	return m, err
 }
 
 // LeaderMember returns the member entry of the leader, if the status lists it.

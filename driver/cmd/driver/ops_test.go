@@ -44,18 +44,21 @@ func (f *fakeServer) serve(w http.ResponseWriter, r *http.Request) {
 	defer f.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
 	switch {
-	case r.URL.Path == "/v1/status":
-		var ms []map[string]string
-		for i, a := range *f.members {
-			ms = append(ms, map[string]string{"id": fmt.Sprint("s", i), "address": a})
-		}
+	case r.URL.Path == "/v1/cluster" && r.URL.Query().Get("self") == "true":
 		contact := 120
 		if f.role == "leader" {
 			contact = 0
 		}
 		_ = json.NewEncoder(w).Encode(map[string]any{"id": "id-" + f.addr, "address": f.addr, "role": f.role,
+			"leader": *f.leader, "epoch": 7, "keys": len(f.kv), "applied": f.applied, "last_contact_ms": contact})
+	case r.URL.Path == "/v1/status":
+		var ms []map[string]string
+		for i, a := range *f.members {
+			ms = append(ms, map[string]string{"id": fmt.Sprint("s", i), "address": a})
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"id": "id-" + f.addr, "address": f.addr, "role": f.role,
 			"leader": map[string]string{"address": *f.leader}, "epoch": 7, "keys": len(f.kv), "members": ms,
-			"applied": f.applied, "last_contact_ms": contact})
+			"applied": f.applied})
 	case r.URL.Path == "/v1/snapshot":
 		w.Header().Set("Content-Type", "application/x-ndjson")
 		keys := make([]string, 0, len(f.kv))

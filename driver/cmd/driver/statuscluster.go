@@ -14,8 +14,8 @@ import (
 	"github.com/zkv-dev/zkv/driver/client"
 )
 
-// memberRow is one line of `status -cluster`: a member's own /v1/status, or why it did not
-// answer.
+// memberRow is one line of `status -cluster`: a member's own line (/v1/cluster?self=true),
+// or why it did not answer.
 type memberRow struct {
 	Endpoint string `json:"endpoint"`
 	ID       string `json:"id"`
@@ -32,7 +32,7 @@ type memberRow struct {
 }
 
 // clusterStatus prints every member of the cluster -addr belongs to, as -addr's status
-// lists them (plus -addr itself), each from its own /v1/status.
+// lists them (plus -addr itself), each from its own /v1/cluster?self=true.
 func clusterStatus(ctx context.Context, f clientFlags, stdout, stderr io.Writer) int {
 	seed, err := f.client().Status(ctx)
 	if err != nil {
@@ -56,12 +56,12 @@ func clusterStatus(ctx context.Context, f clientFlags, stdout, stderr io.Writer)
 			row := memberRow{Endpoint: addr, ID: id, LastContactMS: -1}
 			c := client.New(addr, client.WithTimeout(*f.timeout), client.WithToken(*f.token))
 			defer func() { _ = c.Close() }()
-			st, err := c.Status(ctx)
+			st, err := c.Member(ctx)
 			if err != nil {
 				row.Role, row.Error = "unreachable", err.Error()
 			} else {
 				row = memberRow{Endpoint: addr, ID: st.ID, Role: st.Role, Epoch: st.Epoch, Applied: st.Applied,
-					Keys: st.Keys, LastContactMS: st.LastContactMS, Leader: st.Leader.Address}
+					Keys: st.Keys, LastContactMS: st.LastContactMS, Leader: st.Leader}
 			}
 			mu.Lock()
 			rows = append(rows, row)
