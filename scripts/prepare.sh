@@ -34,9 +34,10 @@ die() {
 is_root() { [[ $EUID -eq 0 ]]; }
 
 # What the tests and the image build need. zookeeper brings the jars and a JRE (local mode and
-# the demo's fallback); gcc and libc6-dev are for `go test -race` (cgo).
-packages=(docker.io docker-compose debootstrap zookeeper ca-certificates make git gcc libc6-dev)
-[[ "${ZKV_SKIP_DOCKER:-0}" == 1 ]] && packages=(zookeeper ca-certificates make git gcc libc6-dev)
+# the demo's fallback); gcc and libc6-dev are for `go test -race` (cgo); chromium is the headless
+# browser of the cluster page's test (integration/ui_test.go, which fails without it under CI=true).
+packages=(docker.io docker-compose debootstrap zookeeper ca-certificates make git gcc libc6-dev chromium)
+[[ "${ZKV_SKIP_DOCKER:-0}" == 1 ]] && packages=(zookeeper ca-certificates make git gcc libc6-dev chromium)
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 

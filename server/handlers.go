@@ -121,6 +121,8 @@ func (s *Server) routes() *echo.Echo {
 	e.GET("/read", s.handleRead)
 	e.POST("/update", s.handleUpdate)
 
+	s.opsRoutes(e) // ui.go, backup.go: /ui, /v1/cluster, /v1/snapshot
+
 	in := e.Group("/internal/v1", s.authorize)
 	in.POST("/append", s.handleAppend)
 	in.POST("/snapshot", s.handleInstallSnapshot)
@@ -495,13 +497,18 @@ func (s *Server) handleUpdate(c echo.Context) error {
 }
 
 func (s *Server) handleStatus(c echo.Context) error {
+	return c.JSON(http.StatusOK, s.status(c.Request().Context()))
+}
+
+// status is this server's answer to GET /v1/status.
+func (s *Server) status(ctx context.Context) Status {
 	v := s.elector.View()
 	st := Status{
 		ID: s.cfg.ID, Address: s.cfg.Address, Role: roleOf(v),
 		Leader: StatusLeader{ID: v.Leader.ID, Address: v.Leader.Address},
 		Epoch:  v.Epoch, Keys: s.store.Len(), Members: []Member{},
 	}
-	st.Members = members(s.currentMembers(c.Request().Context(), v))
+	st.Members = members(s.currentMembers(ctx, v))
 	st.Applied, _ = s.store.Last()
 	st.InSync = []string{}
 	st.Incarnation = s.cfg.Incarnation
@@ -511,7 +518,7 @@ func (s *Server) handleStatus(c echo.Context) error {
 			st.InSync = append(st.InSync, r.ID+"/"+r.Incarnation)
 		}
 	}
-	return c.JSON(http.StatusOK, st)
+	return st
 }
 
 func (s *Server) handleHealthz(c echo.Context) error {

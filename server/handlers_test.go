@@ -112,7 +112,7 @@ func TestStatusShape(t *testing.T) {
 	}
 	metrics := func() string { return string(do(t, http.MethodGet, n.url+"/metrics", "", "").body) }
 	waitFor(t, "replica b in the metrics", func() bool {
-		return strings.Contains(metrics(), `zkv_replication_lag{replica="127.0.0.1:1"}`)
+		return strings.Contains(metrics(), `zkv_replication_lag_entries{replica="127.0.0.1:1"}`)
 	})
 	body := metrics()
 	for _, metric := range []string{"zkv_http_requests_total", `zkv_role{role="leader"} 1`, "zkv_epoch", "zkv_keys",

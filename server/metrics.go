@@ -75,7 +75,7 @@ func newMetrics(keys, lastIndex func() float64, stats func() []replicaStat) *met
 		inSyncChanges: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "zkv_insync_changes_total", Help: "Changes this leader made to the in-sync set, by kind (added, removed).",
 		}, []string{"change"}),
-		replicaLag: prometheus.NewDesc("zkv_replication_lag",
+		replicaLag: prometheus.NewDesc("zkv_replication_lag_entries",
 			"Entries the leader holds that the replica has not acknowledged.", []string{"replica"}, nil),
 		replicaUp: prometheus.NewDesc("zkv_replication_replica_up",
 			"1 if the replica answered the leader's last request.", []string{"replica"}, nil),

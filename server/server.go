@@ -82,6 +82,8 @@ type Server struct {
 	followed atomic.Pointer[followedLeader]
 	helloing atomic.Bool
 	noSpace  atomic.Bool // the leader refused a write for the quota; a growing write that fits clears it
+	// leaders remembers the recent changes of leader for /v1/cluster and /ui.
+	leaders *leaderHistory
 
 	ctx    context.Context // the server's lifetime; cancelled by Shutdown
 	cancel context.CancelFunc
@@ -187,6 +189,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		rejoin:   make(chan struct{}, 1),
 		stopped:  make(chan struct{}),
 		serveErr: make(chan error, 1),
+		leaders:  newLeaderHistory(time.Now()),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if cfg.UnsafeDisableFencing {
@@ -443,6 +446,7 @@ func (s *Server) onView(prev, v election.View) {
 	if v.Connected && !v.IsLeader && v.Leader.Address != "" {
 		s.followed.Store(&followedLeader{address: v.Leader.Address, epoch: v.Epoch})
 	}
+	s.leaders.observe(v, s.lastContactTime(), time.Now())
 	s.metrics.epoch.Set(float64(v.Epoch))
 	s.metrics.setRole(roleOf(v))
 	if prev.Connected != v.Connected {

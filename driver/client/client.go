@@ -159,6 +159,33 @@ type Status struct {
 	Members []Member `json:"members"`
 	// Alarms lists what refuses some writes: "NOSPACE" while the quota is reached.
 	Alarms []string `json:"alarms,omitempty"`
+	// Applied is the index of the last committed write the server's store holds.
+	Applied uint64 `json:"applied"`
+	// InSync is, on the leader, the in-sync set ("id/incarnation" each).
+	InSync      []string `json:"in_sync,omitempty"`
+	Incarnation string   `json:"incarnation,omitempty"`
+}
+
+// MemberStatus is a server's own line of the cluster table (GET /v1/cluster?self=true): its
+// status and how long ago it last heard from its leader.
+type MemberStatus struct {
+	ID      string `json:"id"`
+	Address string `json:"address"`
+	Role    string `json:"role"`
+	Leader  string `json:"leader"` // the leader's address in its view
+	Epoch   int64  `json:"epoch"`
+	Applied uint64 `json:"applied"`
+	Keys    int    `json:"keys"`
+	// LastContactMS: milliseconds since it last heard from its leader's stream; 0 on the
+	// leader, -1 if never.
+	LastContactMS int64 `json:"last_contact_ms"`
+}
+
+// Member returns the server's own line of the cluster table.
+func (c *Client) Member(ctx context.Context) (MemberStatus, error) {
+	var m MemberStatus
+	_, err := c.do(ctx, http.MethodGet, "/v1/cluster", url.Values{"self": {"true"}}, nil, &m)
+	return m, err
 }
 
 // LeaderMember returns the member entry of the leader, if the status lists it.

@@ -19,6 +19,7 @@ type clientFlags struct {
 	addr    *string
 	timeout *time.Duration
 	token   *string
+	json    *bool
 }
 
 func newClientFlags(name, args string, stderr io.Writer) clientFlags {
@@ -37,7 +38,14 @@ func newClientFlags(name, args string, stderr io.Writer) clientFlags {
 		addr:    fs.String("addr", def, "server address host:port (default $ZKV_ADDR)"),
 		timeout: fs.Duration("timeout", 10*time.Second, "request timeout"),
 		token:   fs.String("token", os.Getenv("ZKV_CLUSTER_TOKEN"), "bearer token, if the server wants one"),
+		json:    jsonFlag(fs),
 	}
+}
+
+// jsonFlag adds -json, which every subcommand takes: its output as JSON for programs, one
+// document on one line. (get, put, delete and status print indented JSON without it too.)
+func jsonFlag(fs *flag.FlagSet) *bool {
+	return fs.Bool("json", false, "machine-readable output: one JSON document on one line")
 }
 
 // parse parses args and checks the positional count; ok false carries the exit code.
@@ -60,8 +68,30 @@ func (f clientFlags) client() *client.Client {
 	return client.New(*f.addr, client.WithTimeout(*f.timeout), client.WithToken(*f.token))
 }
 
-// answer prints v as JSON on stdout, or err as JSON on stderr; it returns the exit code.
-func answer(stdout, stderr io.Writer, v any, err error) int {
+// Exit codes of the client commands.
+const (
+	exitOK       = 0
+	exitFailed   = 1 // the request failed (error as JSON on stderr)
+	exitUsage    = 2
+	exitNotFound = 3 // get: the server has no such key (its answer is still printed)
+)
+
+// answer prints v as JSON on stdout, or err as JSON on stderr (one line each with -json);
+// it returns the exit code.
+func (f clientFlags) answer(stdout, stderr io.Writer, v any, err error) int {
+	return answerAs(stdout, stderr, v, err, *f.json)
+}
+
+func marshal(v any, compact bool) []byte {
+	if compact {
+		b, _ := json.Marshal(v)
+		return b
+	}
+	b, _ := json.MarshalIndent(v, "", "  ")
+	return b
+}
+
+func answerAs(stdout, stderr io.Writer, v any, err error, compact bool) int {
 	if err != nil {
 		out := map[string]any{"error": map[string]any{"message": err.Error()}}
 		var ae *client.APIError
@@ -72,17 +102,15 @@ func answer(stdout, stderr io.Writer, v any, err error) int {
 			}
 			out["error"] = e
 		}
-		b, _ := json.MarshalIndent(out, "", "  ")
-		fmt.Fprintln(stderr, string(b))
-		return 1
+		fmt.Fprintln(stderr, string(marshal(out, compact)))
+		return exitFailed
 	}
-	b, _ := json.MarshalIndent(v, "", "  ")
-	fmt.Fprintln(stdout, string(b))
-	return 0
+	fmt.Fprintln(stdout, string(marshal(v, compact)))
+	return exitOK
 }
 
 func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	f := newClientFlags("get", "-addr h:p [-leader] key", stderr)
+	f := newClientFlags("get", "-addr h:p [-leader] key\n\nExit status: 0 found, 3 no such key (the answer is printed all the same), 1 the request\nfailed, 2 usage", stderr)
 	leader := f.fs.Bool("leader", false, "read at the leader (?consistency=leader) instead of this server's copy")
 	rest, code, ok := f.parse(args, 1)
 	if !ok {
@@ -93,7 +121,11 @@ func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		opts = append(opts, client.Leader())
 	}
 	kv, err := f.client().Get(ctx, rest[0], opts...)
-	return answer(stdout, stderr, kv, err)
+	code = f.answer(stdout, stderr, kv, err)
+	if code == exitOK && !kv.Found {
+		return exitNotFound
+	}
+	return code
 }
 
 func runPut(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -103,7 +135,7 @@ func runPut(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	kv, err := f.client().Put(ctx, rest[0], rest[1])
-	return answer(stdout, stderr, kv, err)
+	return f.answer(stdout, stderr, kv, err)
 }
 
 func runDelete(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -113,14 +145,18 @@ func runDelete(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return code
 	}
 	found, err := f.client().Delete(ctx, rest[0])
-	return answer(stdout, stderr, map[string]any{"key": rest[0], "found": found}, err)
+	return f.answer(stdout, stderr, map[string]any{"key": rest[0], "found": found}, err)
 }
 
 func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	f := newClientFlags("status", "-addr h:p", stderr)
+	f := newClientFlags("status", "-addr h:p [-cluster]", stderr)
+	all := f.fs.Bool("cluster", false, "one table of every member: each one's own /v1/status")
 	if _, code, ok := f.parse(args, 0); !ok {
 		return code
 	}
+	if *all {
+		return clusterStatus(ctx, f, stdout, stderr)
+	}
 	st, err := f.client().Status(ctx)
-	return answer(stdout, stderr, st, err)
+	return f.answer(stdout, stderr, st, err)
 }

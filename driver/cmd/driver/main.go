@@ -25,7 +25,8 @@ var commands = []command{
 	{"get", "-addr h:p [-leader] key", "read a key from one server (its own copy, or the leader's with -leader)", runGet},
 	{"put", "-addr h:p key value", "write a key through one server", runPut},
 	{"delete", "-addr h:p key", "delete a key through one server", runDelete},
-	{"status", "-addr h:p", "one server's view of the cluster", runStatus},
+	{"status", "-addr h:p [-cluster]", "one server's view of the cluster; -cluster: a table of every member", runStatus},
+	{"snapshot", "save|restore [-addr h:p] FILE", "back the store up to FILE (from the leader), or write FILE's keys back through the leader", runSnapshot},
 	{"bench", "election|load [flags]", "benchmarks, run by bin/bench: leader-election latency (local and remote ZooKeeper), load beside etcd and Redis", runBench},
 }
 
@@ -34,7 +35,8 @@ func usage(w io.Writer) {
 	for _, c := range commands {
 		fmt.Fprintf(w, "  %-10s %s\n  %-10s   %s\n", c.name, c.args, "", c.summary)
 	}
-	fmt.Fprintf(w, "\n\"driver <command> -h\" lists a command's flags.\n")
+	fmt.Fprintf(w, "\n\"driver <command> -h\" lists a command's flags; every command takes -json for machine-readable output.\n")
+	fmt.Fprintf(w, "Exit status: 0 ok, 1 failed, 2 usage, 3 get: no such key.\n")
 }
 
 func main() {

@@ -35,6 +35,8 @@ type scenarioFlags struct {
 	noColor        bool
 	timeout        time.Duration
 	electionWait   time.Duration
+	json           bool
+	ui             bool
 }
 
 func parseScenarioFlags(args []string, stderr io.Writer) (scenarioFlags, error) {
@@ -62,6 +64,8 @@ func parseScenarioFlags(args []string, stderr io.Writer) (scenarioFlags, error) 
 	fs.BoolVar(&f.noColor, "no_color", false, "no ANSI colour even on a terminal")
 	fs.DurationVar(&f.timeout, "timeout", 5*time.Minute, "bound of the whole run")
 	fs.DurationVar(&f.electionWait, "election_timeout", scenarios.DefaultElectionTimeout, "bound of each wait for an agreed leader")
+	fs.BoolVar(&f.json, "json", false, "print the report of every check as one JSON document on stdout (the transcript goes to stderr)")
+	fs.BoolVar(&f.ui, "ui", false, "print the address of each server's cluster page (/ui), and keep the cluster up after the checks until interrupted or -timeout")
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
@@ -143,13 +147,35 @@ func runScenarios(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	logger := slog.New(slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	logger.Info("driver scenarios", "args", args, "run_dir", runDir)
 
-	code := scenariosIn(ctx, f, runDir, logger, stdout)
-	fmt.Fprintf(stdout, "\nlogs: %s\n", runDir)
-	logger.Info("done", "exit", code)
-	return code
+	// With -json, stdout carries the report alone and the transcript goes to stderr.
+	transcript := stdout
+	if f.json {
+		transcript = stderr
+	}
+	res := scenariosIn(ctx, f, runDir, logger, transcript)
+	fmt.Fprintf(transcript, "\nlogs: %s\n", runDir)
+	if f.json {
+		j := res.rep.JSON()
+		j.OK = res.exit == 0
+		j.Extra = map[string]any{"logs": runDir}
+		if res.err != "" {
+			j.Extra["error"] = res.err
+		}
+		fmt.Fprintln(stdout, string(marshal(j, true)))
+	}
+	logger.Info("done", "exit", res.exit)
+	return res.exit
 }
 
-func scenariosIn(ctx context.Context, f scenarioFlags, runDir string, logger *slog.Logger, stdout io.Writer) int {
+// scenariosResult is what a run of the scenarios gives: the report, the exit code, and the
+// error that stopped it early, if any.
+type scenariosResult struct {
+	rep  scenarios.Report
+	exit int
+	err  string
+}
+
+func scenariosIn(ctx context.Context, f scenarioFlags, runDir string, logger *slog.Logger, stdout io.Writer) scenariosResult {
 	cfg := scenarios.Config{Graceful: f.graceful, Out: stdout, Color: useColor(stdout, f.noColor), Logger: logger,
 		ElectionTimeout: f.electionWait}
 	fail := func(format string, a ...any) int {
@@ -158,10 +184,13 @@ func scenariosIn(ctx context.Context, f scenarioFlags, runDir string, logger *sl
 		fmt.Fprintln(stdout, "driver scenarios: "+msg)
 		return 1
 	}
+	failed := func(format string, a ...any) scenariosResult {
+		return scenariosResult{exit: fail(format, a...), err: fmt.Sprintf(format, a...)}
+	}
 	if f.addrs != "" {
 		addrs, err := splitHosts(f.addrs, 5000)
 		if err != nil {
-			return fail("-addrs: %v", err)
+			return failed("-addrs: %v", err)
 		}
 		cfg.Addrs = addrs
 	} else {
@@ -169,14 +198,14 @@ func scenariosIn(ctx context.Context, f scenarioFlags, runDir string, logger *sl
 		if f.zookeeper != "" {
 			servers, err := splitHosts(f.zookeeper, f.zookeeperPort)
 			if err != nil {
-				return fail("-zookeeper: %v", err)
+				return failed("-zookeeper: %v", err)
 			}
 			zo.Mode, zo.Servers = launcher.ModeExisting, servers
 		}
 		fmt.Fprintf(stdout, "starting ZooKeeper (%s)...\n", zo.Mode)
 		zk, err := launcher.Start(ctx, zo)
 		if err != nil {
-			return fail("ZooKeeper: %v", err)
+			return failed("ZooKeeper: %v", err)
 		}
 		defer func() {
 			if err := zk.Close(); err != nil {
@@ -194,7 +223,7 @@ func scenariosIn(ctx context.Context, f scenarioFlags, runDir string, logger *sl
 			Logger:    logger,
 		})
 		if err != nil {
-			return fail("servers: %v", err)
+			return failed("servers: %v", err)
 		}
 		defer func() {
 			if err := c.Close(); err != nil {
@@ -203,12 +232,25 @@ func scenariosIn(ctx context.Context, f scenarioFlags, runDir string, logger *sl
 		}()
 		cfg.Cluster = c
 	}
+	if f.ui {
+		addrs := cfg.Addrs
+		if cfg.Cluster != nil {
+			addrs = cfg.Cluster.Addrs()
+		}
+		for _, a := range addrs {
+			fmt.Fprintf(stdout, "cluster page: http://%s/ui\n", a)
+		}
+	}
 	rep, err := scenarios.Run(ctx, cfg)
+	res := scenariosResult{rep: rep}
 	if err != nil {
-		return fail("%v", err)
+		res.exit, res.err = fail("%v", err), err.Error()
+	} else if !rep.OK() {
+		res.exit = 1
 	}
-	if !rep.OK() {
-		return 1
+	if f.ui {
+		fmt.Fprintf(stdout, "\nthe cluster stays up for its pages until interrupted (Ctrl-C) or -timeout %v\n", f.timeout)
+		<-ctx.Done()
 	}
-	return 0
+	return res
 }
