@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"fmt"
+	"github.com/zkv-dev/zkv/kvstore"
 	"os"
 	"regexp"
 	"slices"
@@ -91,6 +92,12 @@ func registryMetrics(t *testing.T) []exported {
 	if err := em.register(m.reg); err != nil {
 		t.Fatal(err)
 	}
+	// The metrics a Server registers itself (the quota's) on the same registry.
+	st, err := kvstore.New(kvstore.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	(&Server{metrics: m, store: st}).registerQuotaMetrics()
 	m.observeRequest("/v1/status", "GET", 200, 0)
 	m.writes.WithLabelValues("put", "ok").Inc()
 	m.forwarded.WithLabelValues("200").Inc()
