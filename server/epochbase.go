@@ -165,7 +165,7 @@ func (b *epochBase) settle() (<-chan zk.Event, error) {
 				b.logger.Error("ZooKeeper has lost its data (the epoch base is gone): raising the epoch base above every epoch this server knew",
 					"path", b.path, "base", base, "fence", fence)
 			}
-			if err := ensureParents(b.conn, path.Dir(b.path), b.acl); err != nil {
+			if err := ensureParents(b.conn, path.Dir(b.path), zk.WorldACL(zk.PermAll)); err != nil { // as zkInSync's
 				return nil, err
 			}
 			if _, err := b.conn.Create(b.path, []byte(strconv.FormatInt(base, 10)), 0, b.acl); err != nil && !errors.Is(err, zk.ErrNodeExists) {

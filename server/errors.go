@@ -62,6 +62,9 @@ const (
 	// CodeQuotaExceeded (413): the write would grow the store past -quota_bytes.
 	CodeQuotaExceeded = "quota_exceeded"
 	CodeInternal      = "internal"
+	// CodeUnknownEpoch: an internal request names an epoch this server has not seen in
+	// ZooKeeper (nor its fence): it raises no fence on someone's word alone.
+	CodeUnknownEpoch = "unknown_epoch"
 )
 
 // retryAfterSeconds is what a 503 asks a client to wait: about one election.

@@ -133,7 +133,9 @@ func (z *zkInSync) ensureParents() error {
 			continue
 		}
 		p += "/" + part
-		if _, err := z.conn.Create(p, nil, 0, z.acl); err != nil && !errors.Is(err, zk.ErrNodeExists) {
+		// The directories hold no data and stay open (world ACL), so that clusters with and
+		// without a token can share an ensemble; the record itself carries z.acl.
+		if _, err := z.conn.Create(p, nil, 0, zk.WorldACL(zk.PermAll)); err != nil && !errors.Is(err, zk.ErrNodeExists) {
 			return fmt.Errorf("server: create %s: %w", p, err)
 		}
 	}

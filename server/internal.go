@@ -223,12 +223,23 @@ func (e *internalStatusError) Error() string {
 
 // handlePosition answers this server's place in the log. A new leader's catch-up asks
 // with ?epoch=E, its epoch: the fence rises to it first, so from then on this server
-// refuses the deposed leader's appends even before the new leader's stream reaches it.
+// refuses the deposed leader's appends even before the new leader's stream reaches it. The
+// fence rises only to an epoch this server has seen in ZooKeeper (re-reading the election
+// once if its view is behind): a request naming any other epoch gets 409 unknown_epoch and
+// changes nothing, so that no one, even with the cluster token, can make a follower
+// refuse every real leader.
 func (s *Server) handlePosition(c echo.Context) error {
 	if q := c.QueryParam("epoch"); q != "" {
 		epoch, err := strconv.ParseInt(q, 10, 64)
 		if err != nil || epoch < 0 {
 			return newAPIError(http.StatusBadRequest, CodeBadRequest, "epoch must be a non-negative integer")
+		}
+		if epoch > s.follower.Fence() {
+			s.catchUpView(c.Request().Context(), c.RealIP(), epoch)
+			if v := s.elector.View(); !v.Connected || v.Epoch < epoch {
+				return newAPIError(http.StatusConflict, CodeUnknownEpoch,
+					"epoch %d is not one this server has seen in ZooKeeper (it knows %d): its fence stays", epoch, v.Epoch)
+			}
 		}
 		s.follower.ObserveEpoch(epoch)
 	}

@@ -224,20 +224,47 @@ func TestHelloReachesOnlyTheLeader(t *testing.T) {
 	}
 }
 
-// A new leader's position query raises the fence: the deposed leader's appends are
-// refused from then on.
+// A new leader's position query raises the fence, but only to an epoch the follower has
+// seen in ZooKeeper: a query naming an epoch no leader holds gets 409 unknown_epoch and
+// leaves the fence alone (the real leader's appends still go through); once a newer leader
+// exists, its query raises the fence and the deposed leader's appends are refused.
 func TestPositionQueryRaisesFence(t *testing.T) {
 	c, stub, n := followerOfStub(t)
 	epoch := c.epochNow()
 	r := do(t, http.MethodGet, n.url+replication.PathPosition+fmt.Sprintf("?epoch=%d", epoch+10), "", "")
-	if r.code != 200 {
-		t.Fatalf("position: %d %s", r.code, r.body)
+	if r.code != 409 || r.errCode(t) != server.CodeUnknownEpoch {
+		t.Fatalf("position with an epoch nobody holds: %d %s", r.code, r.body)
 	}
 	body := appendBody(t, epoch, stub.addr(), 0, kvstore.Entry{Key: "k", Value: "v", Version: 1, Index: 1, Epoch: epoch})
-	if r := do(t, http.MethodPost, n.url+replication.PathAppend, "application/json", body); r.code != 412 {
-		t.Fatalf("append below the raised fence: %d %s", r.code, r.body)
+	if r := do(t, http.MethodPost, n.url+replication.PathAppend, "application/json", body); r.code != 200 {
+		t.Fatalf("the leader's append after a refused position query: %d %s", r.code, r.body)
 	}
-	if n.store.Len() != 0 {
+
+	// A newer leader: the stub's node goes, the next in line leads with a newer epoch.
+	stub2 := newStubLeader(t)
+	le2 := c.remote("leader2", stub2.addr())
+	t.Cleanup(func() { le2.Close() })
+	var old *fakeElector
+	c.mu.Lock()
+	for e := range c.all {
+		if e.id == "leader" {
+			old = e
+		}
+	}
+	c.mu.Unlock()
+	_ = old.Resign(context.Background())
+	newer := c.epochNow()
+	if newer <= epoch {
+		t.Fatalf("no newer epoch: %d", newer)
+	}
+	if r := do(t, http.MethodGet, n.url+replication.PathPosition+fmt.Sprintf("?epoch=%d", newer), "", ""); r.code != 200 {
+		t.Fatalf("position at the newer leader's epoch: %d %s", r.code, r.body)
+	}
+	body = appendBody(t, epoch, stub.addr(), 1, kvstore.Entry{Key: "k2", Value: "v", Version: 1, Index: 2, Epoch: epoch})
+	if r := do(t, http.MethodPost, n.url+replication.PathAppend, "application/json", body); r.code != 412 && r.code != 403 {
+		t.Fatalf("append from the deposed leader: %d %s", r.code, r.body)
+	}
+	if _, ok := n.store.Get("k2"); ok {
 		t.Fatal("a fenced append was applied")
 	}
 	if r := do(t, http.MethodGet, n.url+replication.PathPosition+"?epoch=x", "", ""); r.code != 400 {

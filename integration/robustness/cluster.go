@@ -46,9 +46,12 @@ func StartCluster(ctx context.Context, zk *launcher.ZooKeeper, binary, logDir st
 		cfg.SessionTimeout = 1500 * time.Millisecond
 	}
 	// A new cluster on the shared ensemble: the in-sync record of the previous test's cluster
-	// names processes that are gone, which its first leader would wait for as for lost data.
-	if err := zk.Delete(ctx, "/zkv/insync"); err != nil {
-		return nil, err
+	// names processes that are gone, which its first leader would wait for as for lost data;
+	// the epoch base of a cluster with a token is readable with that token only.
+	for _, p := range []string{"/zkv/insync", "/zkv/epoch_base"} {
+		if err := zk.Delete(ctx, p); err != nil {
+			return nil, err
+		}
 	}
 	c := &Cluster{ZK: zk, Links: newLinks(), Features: ProbeFeatures(binary), cfg: cfg, status: &http.Client{Timeout: 300 * time.Millisecond}}
 	for i := 0; i < cfg.Servers; i++ {
