@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+
+	"github.com/google/btree"
 )
 
 // DefaultShards is the number of shards when Config.Shards is zero.
@@ -100,6 +102,15 @@ type Store struct {
 	pmu   sync.RWMutex
 	index uint64
 	epoch int64
+
+	// imu guards the ordered index (index.go): every key's entry, tombstones included, by
+	// key. Writers update it, and the position, under imu after the shards, so a listing
+	// sees the index and Last of one state.
+	imu      sync.RWMutex
+	tree     *btree.BTreeG[Entry]
+	keyIndex uint64 // the largest Index of an entry holding a key (no-ops excluded)
+
+	watchers notifier
 }
 
 // New returns an empty store.
@@ -108,7 +119,7 @@ func New(cfg Config) (*Store, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	s := &Store{shards: make([]shard, cfg.Shards), mask: uint64(cfg.Shards - 1)}
+	s := &Store{shards: make([]shard, cfg.Shards), mask: uint64(cfg.Shards - 1), tree: newIndex()}
 	for i := range s.shards {
 		s.shards[i].m = make(map[string]Entry)
 	}
@@ -167,7 +178,11 @@ func (s *Store) Put(key, value string, epoch int64) Entry {
 		sh.live++
 	}
 	sh.mu.Unlock()
+	s.imu.Lock()
+	s.indexLocked(e)
 	s.setLast(e.Index, epoch)
+	s.imu.Unlock()
+	s.watchers.fire(key)
 	return e
 }
 
@@ -188,7 +203,11 @@ func (s *Store) Delete(key string, epoch int64) (Entry, bool) {
 	sh.m[key] = e
 	sh.live--
 	sh.mu.Unlock()
+	s.imu.Lock()
+	s.indexLocked(e)
 	s.setLast(e.Index, epoch)
+	s.imu.Unlock()
+	s.watchers.fire(key)
 	return e, true
 }
 
@@ -214,6 +233,7 @@ func (s *Store) Apply(entries ...Entry) error {
 		}
 		prev = e.Index
 	}
+	keys := make([]string, 0, len(entries))
 	for _, e := range entries {
 		if e.Noop {
 			continue
@@ -227,9 +247,21 @@ func (s *Store) Apply(entries ...Entry) error {
 		sh.m[e.Key] = e
 		sh.live += liveDelta(existed && !old.Deleted, !e.Deleted)
 		sh.mu.Unlock()
+		keys = append(keys, e.Key)
 	}
 	last := entries[len(entries)-1]
+	s.imu.Lock()
+	for _, e := range entries {
+		if !e.Noop {
+			if e.Deleted {
+				e.Value = ""
+			}
+			s.indexLocked(e)
+		}
+	}
 	s.setLast(last.Index, last.Epoch)
+	s.imu.Unlock()
+	s.watchers.fire(keys...)
 	return nil
 }
 
@@ -340,6 +372,8 @@ func (s *Store) Snapshot() Snapshot {
 func (s *Store) Restore(snap Snapshot) {
 	fresh := make([]map[string]Entry, len(s.shards))
 	live := make([]int, len(s.shards))
+	tree := newIndex()
+	var keyIndex uint64
 	for i := range fresh {
 		fresh[i] = make(map[string]Entry)
 	}
@@ -354,6 +388,8 @@ func (s *Store) Restore(snap Snapshot) {
 		old, existed := fresh[idx][e.Key]
 		fresh[idx][e.Key] = e
 		live[idx] += liveDelta(existed && !old.Deleted, !e.Deleted)
+		tree.ReplaceOrInsert(e)
+		keyIndex = max(keyIndex, e.Index)
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
@@ -363,10 +399,14 @@ func (s *Store) Restore(snap Snapshot) {
 	for i := range s.shards {
 		s.shards[i].m, s.shards[i].live = fresh[i], live[i]
 	}
+	s.imu.Lock()
+	s.tree, s.keyIndex = tree, keyIndex
 	s.setLast(snap.Index, snap.Epoch)
+	s.imu.Unlock()
 	for i := range s.shards {
 		s.shards[i].mu.Unlock()
 	}
+	s.watchers.fireAll()
 }
 
 // Hash returns the hex SHA-256 of the live entries sorted by key, each as its key, value and
