@@ -80,6 +80,7 @@ type Server struct {
 	// takes that leader's appends, at that epoch, while its session is in doubt.
 	followed atomic.Pointer[followedLeader]
 	helloing atomic.Bool
+	watchers atomic.Int64 // requests blocked in a watch (watch.go)
 
 	ctx    context.Context // the server's lifetime; cancelled by Shutdown
 	cancel context.CancelFunc
