@@ -315,9 +315,14 @@ func (kv *KV) fill(key string, h http.Header) {
 
 // do sends one request and decodes a 2xx JSON answer into out (nil: body ignored).
 func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, out any) (http.Header, error) {
-	if c.timeout > 0 {
+	return c.doWithin(ctx, c.timeout, method, path, q, in, out)
+}
+
+// doWithin is do bounded by timeout instead of the client's (a watch waits longer).
+func (c *Client) doWithin(ctx context.Context, timeout time.Duration, method, path string, q url.Values, in, out any) (http.Header, error) {
+	if timeout > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.timeout)
+		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
 	u := c.base + path
