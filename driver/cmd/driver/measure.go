@@ -130,7 +130,19 @@ func measureWatch(ctx context.Context, leader, watcher string, n int, stdout, st
 	key := fmt.Sprintf("measure/watch/%d", time.Now().UnixNano())
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	changes := r.Watch(wctx, key, client.WatchOptions{Wait: time.Minute})
+	type stamped struct {
+		client.Change
+		at time.Time
+	}
+	// A relay stamps each change as it arrives, so a change that lands before the PUT's
+	// answer is timed then, not when the writer gets to it.
+	changes := make(chan stamped, 16)
+	go func() {
+		defer close(changes)
+		for ch := range r.Watch(wctx, key, client.WatchOptions{Wait: time.Minute}) {
+			changes <- stamped{ch, time.Now()}
+		}
+	}()
 	<-changes // the initial state: the key is absent
 	afterAck := make([]time.Duration, 0, n)
 	afterSend := make([]time.Duration, 0, n)
@@ -143,7 +155,7 @@ func measureWatch(ctx context.Context, leader, watcher string, n int, stdout, st
 		}
 		acked := time.Now()
 		for {
-			var ch client.Change
+			var ch stamped
 			select {
 			case ch = <-changes:
 			case <-time.After(30 * time.Second):
@@ -155,15 +167,21 @@ func measureWatch(ctx context.Context, leader, watcher string, n int, stdout, st
 				continue
 			}
 			if ch.KV.Value == want {
-				seen := time.Now()
-				afterAck = append(afterAck, seen.Sub(acked))
-				afterSend = append(afterSend, seen.Sub(sent))
+				afterAck = append(afterAck, ch.at.Sub(acked))
+				afterSend = append(afterSend, ch.at.Sub(sent))
 				break
 			}
 		}
 	}
 	fmt.Fprintf(stdout, "watch latency over %d changes, writes through %s, watch on %s:\n", n, leader, watcher)
+	early := 0
+	for _, d := range afterAck {
+		if d < 0 {
+			early++
+		}
+	}
 	fmt.Fprintf(stdout, "  write acknowledged -> watcher notified: %s\n", quantiles(afterAck))
+	fmt.Fprintf(stdout, "  (negative: the watch answered before the PUT did, %d of %d)\n", early, len(afterAck))
 	fmt.Fprintf(stdout, "  write sent         -> watcher notified: %s\n", quantiles(afterSend))
 	return 0
 }
