@@ -87,3 +87,37 @@ func BenchmarkMemoryPerKey(b *testing.B) {
 		runtime.KeepAlive(s)
 	}
 }
+
+func heapInUse() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
+// BenchmarkIndexMemory reports what the ordered index costs per key: the heap the store
+// of a million keys takes (bytes/key-store, the key and value bytes excluded: they are
+// allocated beforehand and shared by the maps and the index), and how much of it the B-tree
+// holds (bytes/key-index, measured by dropping it). Keys come in random order, as writes
+// do. Run it once: go test -run NONE -bench IndexMemory -benchtime 1x.
+func BenchmarkIndexMemory(b *testing.B) {
+	const n = 1_000_000
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("key-%011d", rand.Uint64N(1e11))
+	}
+	for range b.N {
+		base := heapInUse()
+		s := newStore(b, 0)
+		for _, k := range keys {
+			s.Put(k, "value", 1)
+		}
+		withTree := heapInUse()
+		s.tree = newIndex()
+		withoutTree := heapInUse()
+		b.ReportMetric(float64(withTree-base)/float64(s.Len()), "bytes/key-store")
+		b.ReportMetric(float64(withTree-withoutTree)/float64(s.Len()), "bytes/key-index")
+		runtime.KeepAlive(s)
+	}
+}

@@ -48,3 +48,29 @@ func ExampleStore_Apply() {
 	fmt.Println(err)
 	// Output: kvstore: entry out of order: index 9 does not exceed 10
 }
+
+func ExampleStore_List() {
+	s, _ := kvstore.New(kvstore.Config{})
+	for _, k := range []string{"app/b", "app/a", "other", "app/c"} {
+		s.Put(k, "v", 1)
+	}
+	s.Delete("app/c", 1)
+	page := s.List(kvstore.ListOptions{Prefix: "app/", Limit: 1})
+	fmt.Println(page.Entries[0].Key, page.More, page.Index)
+	page = s.List(kvstore.ListOptions{Prefix: "app/", After: page.Entries[0].Key, Limit: 1})
+	fmt.Println(page.Entries[0].Key, page.More)
+	// Output:
+	// app/a true 5
+	// app/b false
+}
+
+func ExampleStore_WatchKey() {
+	s, _ := kvstore.New(kvstore.Config{})
+	changed, release := s.WatchKey("k") // take the channel before reading
+	defer release()
+	go s.Put("k", "v", 1)
+	<-changed
+	e, _ := s.Get("k")
+	fmt.Println(e.Value, e.Index)
+	// Output: v 1
+}

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+
+	"github.com/google/btree"
 )
 
 // DefaultShards is the number of shards when Config.Shards is zero.
@@ -113,6 +115,15 @@ type Store struct {
 	pmu   sync.RWMutex
 	index uint64
 	epoch int64
+
+	// imu guards the ordered index (index.go): every key's entry, tombstones included, by
+	// key. Writers update it, and the position, under imu after the shards, so a listing
+	// sees the index and Last of one state.
+	imu      sync.RWMutex
+	tree     *btree.BTreeG[Entry]
+	keyIndex uint64 // the largest Index of an entry holding a key (no-ops excluded)
+
+	watchers notifier
 }
 
 // New returns an empty store.
@@ -121,7 +132,7 @@ func New(cfg Config) (*Store, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	s := &Store{shards: make([]shard, cfg.Shards), mask: uint64(cfg.Shards - 1)}
+	s := &Store{shards: make([]shard, cfg.Shards), mask: uint64(cfg.Shards - 1), tree: newIndex()}
 	for i := range s.shards {
 		s.shards[i].m = make(map[string]Entry)
 	}
@@ -181,7 +192,11 @@ func (s *Store) Put(key, value string, epoch int64) Entry {
 	}
 	sh.bytes += Size(e) - Size(old)
 	sh.mu.Unlock()
+	s.imu.Lock()
+	s.indexLocked(e)
 	s.setLast(e.Index, epoch)
+	s.imu.Unlock()
+	s.watchers.fire(key)
 	return e
 }
 
@@ -203,7 +218,11 @@ func (s *Store) Delete(key string, epoch int64) (Entry, bool) {
 	sh.live--
 	sh.bytes -= Size(old)
 	sh.mu.Unlock()
+	s.imu.Lock()
+	s.indexLocked(e)
 	s.setLast(e.Index, epoch)
+	s.imu.Unlock()
+	s.watchers.fire(key)
 	return e, true
 }
 
@@ -229,6 +248,7 @@ func (s *Store) Apply(entries ...Entry) error {
 		}
 		prev = e.Index
 	}
+	keys := make([]string, 0, len(entries))
 	for _, e := range entries {
 		if e.Noop {
 			continue
@@ -243,9 +263,21 @@ func (s *Store) Apply(entries ...Entry) error {
 		sh.live += liveDelta(existed && !old.Deleted, !e.Deleted)
 		sh.bytes += Size(e) - Size(old)
 		sh.mu.Unlock()
+		keys = append(keys, e.Key)
 	}
 	last := entries[len(entries)-1]
+	s.imu.Lock()
+	for _, e := range entries {
+		if !e.Noop {
+			if e.Deleted {
+				e.Value = ""
+			}
+			s.indexLocked(e)
+		}
+	}
 	s.setLast(last.Index, last.Epoch)
+	s.imu.Unlock()
+	s.watchers.fire(keys...)
 	return nil
 }
 
@@ -370,6 +402,8 @@ func (s *Store) Restore(snap Snapshot) {
 	fresh := make([]map[string]Entry, len(s.shards))
 	live := make([]int, len(s.shards))
 	size := make([]int64, len(s.shards))
+	tree := newIndex()
+	var keyIndex uint64
 	for i := range fresh {
 		fresh[i] = make(map[string]Entry)
 	}
@@ -385,6 +419,8 @@ func (s *Store) Restore(snap Snapshot) {
 		fresh[idx][e.Key] = e
 		live[idx] += liveDelta(existed && !old.Deleted, !e.Deleted)
 		size[idx] += Size(e) - Size(old)
+		tree.ReplaceOrInsert(e)
+		keyIndex = max(keyIndex, e.Index)
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
@@ -394,10 +430,14 @@ func (s *Store) Restore(snap Snapshot) {
 	for i := range s.shards {
 		s.shards[i].m, s.shards[i].live, s.shards[i].bytes = fresh[i], live[i], size[i]
 	}
+	s.imu.Lock()
+	s.tree, s.keyIndex = tree, keyIndex
 	s.setLast(snap.Index, snap.Epoch)
+	s.imu.Unlock()
 	for i := range s.shards {
 		s.shards[i].mu.Unlock()
 	}
+	s.watchers.fireAll()
 }
 
 // Hash returns the hex SHA-256 of the live entries sorted by key, each as its key, value and

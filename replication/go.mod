@@ -8,6 +8,9 @@ require (
 	go.uber.org/goleak v1.3.0
 )
 
-require github.com/hashicorp/go-cleanhttp v0.5.2 // indirect
+require (
+	github.com/google/btree v1.1.3 // indirect
+	github.com/hashicorp/go-cleanhttp v0.5.2 // indirect
+)
 
 replace github.com/zkv-dev/zkv/kvstore => ../kvstore

@@ -28,6 +28,7 @@ const (
 	DefaultIdleTimeout     = 90 * time.Second
 	DefaultMaxConns        = 4096
 	DefaultInSyncPath      = "/zkv/insync"
+	DefaultMaxWatchers     = 4096
 )
 
 // bodyOverhead is what a JSON body may hold besides the key and the value: braces, field
@@ -108,6 +109,9 @@ type Config struct {
 	// with what it can reach (an unclean leadership: writes only the missing members held
 	// are lost; logged and counted). Default 2 x SessionTimeout; negative: never.
 	UncleanAfter time.Duration
+	// MaxWatchers caps the requests blocked in a watch (?index=) at once on this server;
+	// past it a watch answers 503 too_many_watchers. Default 4096.
+	MaxWatchers int
 	// InSyncPath is the znode that records the in-sync set; default /zkv/insync.
 	InSyncPath string
 	// Incarnation names this server process in the in-sync set; default random. A
@@ -172,6 +176,9 @@ func (c Config) withDefaults() Config {
 	if c.InSyncPath == "" {
 		c.InSyncPath = DefaultInSyncPath
 	}
+	if c.MaxWatchers == 0 {
+		c.MaxWatchers = DefaultMaxWatchers
+	}
 	if c.Address == "" {
 		if c.Port != 0 {
 			c.Address = net.JoinHostPort(c.Host, strconv.Itoa(c.Port))
@@ -201,6 +208,8 @@ func (c Config) Validate() error {
 	case c.SessionTimeout < 0, c.WriteTimeout < 0, c.ShutdownTimeout < 0, c.MemberRefresh < 0, c.ReplicaLagMax < 0,
 		c.ReadTimeout < 0, c.IdleTimeout < 0:
 		return fmt.Errorf("%w: timeouts must not be negative", ErrInvalidConfig)
+	case c.MaxWatchers < 0:
+		return fmt.Errorf("%w: max_watchers %d must not be negative", ErrInvalidConfig, c.MaxWatchers)
 	case c.MinInSync < 1:
 		return fmt.Errorf("%w: min_insync %d must be at least 1", ErrInvalidConfig, c.MinInSync)
 	case c.InSyncPath[0] != '/' || strings.HasSuffix(c.InSyncPath, "/"):

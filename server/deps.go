@@ -38,6 +38,13 @@ type Store interface {
 	Len() int
 	Snapshot() kvstore.Snapshot
 	Restore(kvstore.Snapshot)
+	// List, PrefixIndex, WatchKey and WatchPrefix serve listings and watches (list.go,
+	// watch.go): a page of the live keys under a prefix, the prefix's modify index, and a
+	// channel the next write to a key, or under a prefix, closes.
+	List(opts kvstore.ListOptions) kvstore.Page
+	PrefixIndex(prefix string) uint64
+	WatchKey(key string) (<-chan struct{}, func())
+	WatchPrefix(prefix string) (<-chan struct{}, func())
 }
 
 // Replicator is a leader's fan-out for one epoch; *replication.Fanout has it.

@@ -106,6 +106,13 @@ func FuzzKeyRoutes(f *testing.F) {
 	f.Add("POST", "/v1/kv/k")
 	f.Add("GET", "/v1/status")
 	f.Add("DELETE", "/v1/kv/")
+	f.Add("GET", "/v1/kv/?prefix=a&limit=2&after=a")
+	f.Add("GET", "/v1/kv/?prefix=&keys=true&limit=10000")
+	f.Add("GET", "/v1/kv/?prefix=%FF&after=%C3")
+	f.Add("GET", "/v1/kv/?prefix=k&limit=0&keys=maybe")
+	f.Add("GET", "/v1/kv/k?index=1&wait=1ms")
+	f.Add("GET", "/v1/kv/?prefix=k&index=0&wait=2ms&max_staleness=1s")
+	f.Add("GET", "/v1/kv/k?index=-1&wait=x&consistency=leader")
 	f.Fuzz(func(t *testing.T, method, path string) {
 		switch method {
 		case http.MethodGet, http.MethodDelete, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodHead:
@@ -118,7 +125,12 @@ func FuzzKeyRoutes(f *testing.F) {
 		if method == http.MethodDelete && n.store.Len() == 0 {
 			n.store.Put("k", "v", 1) // something a delete could wrongly remove
 		}
-		serve(t, n, newRequest(method, path, "application/json", nil))
+		req := newRequest(method, path, "application/json", nil)
+		tinyWaits(req)
+		rec := serve(t, n, req)
+		if rec.Code == http.StatusOK && method == http.MethodGet && req.URL.EscapedPath() == "/v1/kv/" {
+			checkListing(t, req, rec)
+		}
 	})
 }
 
@@ -220,4 +232,44 @@ func FuzzRead(f *testing.F) {
 			}
 		}
 	})
+}
+
+// tinyWaits keeps a fuzzed watch from blocking: a valid wait (or none, meaning minutes)
+// becomes 1ms; an invalid one stays, to be refused.
+func tinyWaits(req *http.Request) {
+	q := req.URL.Query()
+	if !q.Has("index") {
+		return
+	}
+	if d, err := time.ParseDuration(q.Get("wait")); !q.Has("wait") || err == nil && d > time.Millisecond {
+		q.Set("wait", "1ms")
+		req.URL.RawQuery = q.Encode()
+		req.RequestURI = req.URL.RequestURI()
+	}
+}
+
+// checkListing checks a 200 listing: keys under the prefix, after the cursor, in order,
+// no more than the limit.
+func checkListing(t *testing.T, req *http.Request, rec *httptest.ResponseRecorder) {
+	t.Helper()
+	q := req.URL.Query()
+	if !q.Has("prefix") {
+		return
+	}
+	var l server.List
+	if err := json.Unmarshal(rec.Body.Bytes(), &l); err != nil {
+		t.Fatalf("listing %q: %v: %s", req.URL.String(), err, rec.Body.String())
+	}
+	limit := server.DefaultListLimit
+	if q.Has("limit") {
+		limit, _ = strconv.Atoi(q.Get("limit"))
+	}
+	if len(l.Entries) > limit || l.More && l.Next != l.Entries[len(l.Entries)-1].Key {
+		t.Fatalf("listing %q: %d entries, limit %d, next %q", req.URL.String(), len(l.Entries), limit, l.Next)
+	}
+	for i, e := range l.Entries {
+		if !strings.HasPrefix(e.Key, q.Get("prefix")) || e.Key <= q.Get("after") || i > 0 && e.Key <= l.Entries[i-1].Key {
+			t.Fatalf("listing %q: entry %q out of place: %s", req.URL.String(), e.Key, rec.Body.String())
+		}
+	}
 }

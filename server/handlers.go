@@ -265,8 +265,14 @@ func decodeStrict(data []byte, v any) error {
 // --- public handlers ---
 
 func (s *Server) handleGet(c echo.Context) error {
+	if c.Request().URL.EscapedPath() == kvPrefix && c.QueryParams().Has("prefix") {
+		return s.handleList(c) // list.go
+	}
 	key, err := s.pathKey(c)
 	if err != nil {
+		return err
+	}
+	if err := s.awaitKey(c, key); err != nil { // watch.go: blocks only with ?index=
 		return err
 	}
 	leader, err := s.wantLeaderRead(c)
@@ -294,14 +300,33 @@ func (s *Server) handleGet(c echo.Context) error {
 }
 
 // localRead reads key from this server's own store. The answer says how stale it may be
-// (HeaderApplied, HeaderLastContact); ?max_staleness=D refuses it (503 too_stale) when this
-// server has not heard from its leader within D.
+// (HeaderApplied, HeaderLastContact) and the key's modify index (HeaderIndex);
+// ?max_staleness=D refuses it (503 too_stale) when this server has not heard from its
+// leader within D.
 func (s *Server) localRead(c echo.Context, key string) (kvstore.Entry, bool, error) {
+	if err := s.checkLocalRead(c); err != nil {
+		return kvstore.Entry{}, false, err
+	}
+	// Lookup, not Get: a tombstone's index is the key's modify index too (a watch wakes on
+	// a delete and goes on from it).
+	e, ok := s.store.Lookup(key)
+	applied, _ := s.store.Last()
+	h := c.Response().Header()
+	h.Set(HeaderApplied, strconv.FormatUint(applied, 10))
+	h.Set(HeaderIndex, strconv.FormatUint(e.Index, 10))
+	if !ok || e.Deleted {
+		return kvstore.Entry{}, false, nil
+	}
+	return e, true, nil
+}
+
+// checkLocalRead sets HeaderLastContact and applies ?max_staleness to a local read.
+func (s *Server) checkLocalRead(c echo.Context) error {
 	var bound time.Duration = -1
 	if q := c.QueryParam("max_staleness"); q != "" {
 		d, err := time.ParseDuration(q)
 		if err != nil || d < 0 {
-			return kvstore.Entry{}, false, badRequest(CodeBadRequest, "max_staleness must be a non-negative duration such as 500ms, got %q", q)
+			return badRequest(CodeBadRequest, "max_staleness must be a non-negative duration such as 500ms, got %q", q)
 		}
 		bound = d
 	}
@@ -312,14 +337,11 @@ func (s *Server) localRead(c echo.Context, key string) (kvstore.Entry, bool, err
 		h.Set(HeaderLastContact, "-1")
 	}
 	if bound >= 0 && (since < 0 || since > bound) {
-		return kvstore.Entry{}, false, unavailable(CodeTooStale, ErrTooStale,
+		return unavailable(CodeTooStale, ErrTooStale,
 			"this server last heard from its leader %s ago, more than max_staleness %s; read from another server or with ?consistency=leader",
 			lastContactText(since), bound)
 	}
-	e, ok := s.store.Get(key)
-	applied, _ := s.store.Last()
-	h.Set(HeaderApplied, strconv.FormatUint(applied, 10))
-	return e, ok, nil
+	return nil
 }
 
 // staleness is how long ago this server last heard from its leader: 0 while it leads, -1

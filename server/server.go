@@ -83,7 +83,8 @@ type Server struct {
 	helloing atomic.Bool
 	noSpace  atomic.Bool // the leader refused a write for the quota; a growing write that fits clears it
 	// leaders remembers the recent changes of leader for /v1/cluster and /ui.
-	leaders *leaderHistory
+	leaders  *leaderHistory
+	watchers atomic.Int64 // requests blocked in a watch (watch.go)
 
 	ctx    context.Context // the server's lifetime; cancelled by Shutdown
 	cancel context.CancelFunc

@@ -403,13 +403,22 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, 
 	return c.send(ctx, request{method: method, path: path, q: q, in: in, out: out})
 }
 
+// doWithin is do bounded by timeout instead of the client's (a watch waits longer).
+func (c *Client) doWithin(ctx context.Context, timeout time.Duration, method, path string, q url.Values, in, out any) (http.Header, error) {
+	return c.send(ctx, request{method: method, path: path, q: q, in: in, out: out, timeout: timeout})
+}
+
 // attempt sends one request to base. sent reports whether a connection to the server was
 // made: before that, nothing reached it.
 func (c *Client) attempt(ctx context.Context, base string, r request) (h http.Header, sent bool, err error) {
 	method, path, q, in, out := r.method, r.path, r.q, r.in, r.out
-	if c.timeout > 0 {
+	timeout := c.timeout
+	if r.timeout != 0 {
+		timeout = r.timeout
+	}
+	if timeout > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.timeout)
+		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
 	var gotConn atomic.Bool

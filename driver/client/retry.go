@@ -97,7 +97,8 @@ type request struct {
 	q            url.Values
 	in, out      any
 	hdr          map[string]string
-	once         bool // about one server: no retry, no rotation (healthz, readyz, metrics)
+	once         bool          // about one server: no retry, no rotation (healthz, readyz, metrics)
+	timeout      time.Duration // this request's bound instead of the client's (a watch waits longer); 0: the client's
 }
 
 func (r request) write() bool { return r.method != http.MethodGet && r.method != http.MethodHead }

@@ -27,6 +27,9 @@ var commands = []command{
 	{"delete", "-addr h:p key", "delete a key through one server", runDelete},
 	{"status", "-addr h:p [-cluster]", "one server's view of the cluster; -cluster: a table of every member", runStatus},
 	{"snapshot", "save|restore [-addr h:p] FILE", "back the store up to FILE (from the leader), or write FILE's keys back through the leader", runSnapshot},
+	{"list", "-addr h:p PREFIX [-limit N] [-after K] [-keys] [-all]", "the keys under a prefix, in order, from one server's copy (JSON; -all follows the pages)", runList},
+	{"watch", "-addr h:p KEY | -prefix P [-count N]", "print each change of a key, or of the keys under a prefix (key, value, index), one JSON line each, until interrupted or N changes", runWatch},
+	{"measure", "watch|list [flags]", "start a local cluster and measure watch latency (write acknowledged to watcher woken) or listing throughput", runMeasure},
 	{"bench", "election|load [flags]", "benchmarks, run by bin/bench: leader-election latency (local and remote ZooKeeper), load beside etcd and Redis", runBench},
 }
 

@@ -97,6 +97,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 		lagMax        = fs.Duration("replica_lag_max", server.DefaultReplicaLagMax, "how long an in-sync replica may fail to catch up before writes stop waiting for it")
 		minInSync     = fs.Int("min_insync", 1, "the smallest in-sync set, the leader included, the leader shrinks it to (Kafka's min.insync.replicas); with 2 a write is never acknowledged on one server alone")
 		uncleanAfter  = fs.Duration("unclean_after", 0, "how long a new leader waits for in-sync members that are gone before it leads without them, losing what only they held (default 2 x session_timeout; negative: never)")
+		maxWatchers   = fs.Int("max_watchers", server.DefaultMaxWatchers, "how many watches (GET ...?index=N) may wait on this server at once; past it a watch answers 503 too_many_watchers")
 		noFence       = fs.Bool("unsafe_disable_fencing", false, "TESTS ONLY: replicas accept writes from any epoch and sender (shows what fencing prevents)")
 	)
 	fs.Usage = func() {
@@ -166,7 +167,10 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 		Host: *host, Port: *port, ID: *id, ZooKeeper: ens, SessionTimeout: sto, ClusterToken: *token,
 		Ack: *ack, MaxKeyBytes: *maxKey, MaxValueBytes: *maxValue, SyncOnJoin: *syncOnJoin,
 		Address: *advertise, UnsafeDisableFencing: *noFence, Pprof: *pprofOn,
-		ReplicaLagMax: *lagMax, UncleanAfter: *uncleanAfter, MinInSync: *minInSync, QuotaBytes: quotaBytes,
+		ReplicaLagMax: *lagMax, UncleanAfter: *uncleanAfter, MinInSync: *minInSync, QuotaBytes: quotaBytes, MaxWatchers: *maxWatchers,
+	}
+	if *maxWatchers < 1 {
+		return options{}, fmt.Errorf("-max_watchers %d must be at least 1", *maxWatchers)
 	}
 	if *minInSync < 1 {
 		return options{}, fmt.Errorf("-min_insync %d must be at least 1", *minInSync)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zkv-dev/zkv/server"
 	"go.uber.org/goleak"
 )
 
@@ -161,6 +162,22 @@ func TestFlagsQuota(t *testing.T) {
 	for _, bad := range []string{"-1", "lots"} {
 		if _, err := parseFlags([]string{"-quota_bytes", bad}, env(), io.Discard); err == nil {
 			t.Errorf("-quota_bytes %s accepted", bad)
+		}
+	}
+}
+
+func TestFlagMaxWatchers(t *testing.T) {
+	o, err := parseFlags(nil, env(), io.Discard)
+	if err != nil || o.cfg.MaxWatchers != server.DefaultMaxWatchers {
+		t.Fatalf("default max_watchers %d (%v)", o.cfg.MaxWatchers, err)
+	}
+	o, err = parseFlags(nil, env("ZKV_MAX_WATCHERS", "12"), io.Discard)
+	if err != nil || o.cfg.MaxWatchers != 12 {
+		t.Fatalf("max_watchers from the environment: %d (%v)", o.cfg.MaxWatchers, err)
+	}
+	for _, v := range []string{"0", "-1", "many"} {
+		if _, err := parseFlags([]string{"-max_watchers", v}, env(), io.Discard); err == nil {
+			t.Errorf("-max_watchers %s accepted", v)
 		}
 	}
 }
