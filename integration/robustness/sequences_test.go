@@ -187,7 +187,7 @@ func TestSeqMajorityRestartedReplica(t *testing.T) {
 		}}.Execute(t, env)
 }
 
-// TestSeqMajorityHolderLosesSession is sequence 3, the double fault the README listed: W is
+// TestSeqMajorityHolderLosesSession is sequence 3, the double fault the README listed (now in docs/overview.md): W is
 // acknowledged by L and P (B cut off), P loses its ZooKeeper session (it is not registered
 // when L dies), then L is killed. The successor asks P at its recorded address.
 func TestSeqMajorityHolderLosesSession(t *testing.T) {
