@@ -319,31 +319,13 @@ func (c *Candidate) Join(ctx context.Context) error {
 	return c.send(ctx, reqJoin)
 }
 
-// Campaign joins (see Join) and then waits until this candidate leads. If ctx
+// Campaign joins (see Join) and then waits until this candidate leads, and
+// returns the Term it won, taken atomically with the claim: the epoch and node
+// of that leadership, and a Ctx cancelled when it ends. A Term whose Ctx is
+// already done may come back if the leadership ended in the meantime. If ctx
 // ends first it returns ctx's error and the candidate stays in the election,
-// as with Curator's LeaderLatch.await; call Resign to withdraw. CampaignTerm
-// also says which leadership it won.
-func (c *Candidate) Campaign(ctx context.Context) error {
-	_, err := c.CampaignTerm(ctx)
-	return err
-}
-
-// Term is one leadership of a candidate, from its claim to its end.
-type Term struct {
-	// Ctx is cancelled when this leadership ends: on Resign or Close, when
-	// the session is in doubt or the lease runs out (see IsLeader), when
-	// our node goes. Work done as the leader should run under it.
-	Ctx context.Context
-	// Epoch is the leader node's czxid (View.Epoch): it grows from one
-	// leader to the next, so it can fence a deposed leader's writes.
-	Epoch int64
-	// Node is our znode, e.g. /election/server0000000007.
-	Node string
-}
-
-// CampaignTerm is Campaign returning the Term it won. A Term whose Ctx is
-// already done may come back if the leadership ended in the meantime.
-func (c *Candidate) CampaignTerm(ctx context.Context) (Term, error) {
+// as with Curator's LeaderLatch.await; call Resign to withdraw.
+func (c *Candidate) Campaign(ctx context.Context) (Term, error) {
 	if err := c.Join(ctx); err != nil {
 		return Term{}, err
 	}
@@ -367,6 +349,27 @@ func (c *Candidate) CampaignTerm(ctx context.Context) (Term, error) {
 			return Term{}, ctx.Err()
 		}
 	}
+}
+
+// Term is one leadership of a candidate, from its claim to its end.
+type Term struct {
+	// Ctx is cancelled when this leadership ends: on Resign or Close, when
+	// the session is in doubt or the lease runs out (see IsLeader), when
+	// our node goes. Work done as the leader should run under it.
+	Ctx context.Context
+	// Epoch is the leader node's czxid (View.Epoch): it grows from one
+	// leader to the next, so it can fence a deposed leader's writes.
+	Epoch int64
+	// Node is our znode, e.g. /election/server0000000007.
+	Node string
+}
+
+// CampaignTerm is Campaign.
+//
+// Deprecated: Campaign returns the Term now; CampaignTerm stays for the
+// callers of v0.1.
+func (c *Candidate) CampaignTerm(ctx context.Context) (Term, error) {
+	return c.Campaign(ctx)
 }
 
 // View returns the current view.

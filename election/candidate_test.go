@@ -115,7 +115,7 @@ func TestRootCreatesParents(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if err := c.Campaign(ctxT(t)); err != nil {
+	if _, err := c.Campaign(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
 	if got := c.View().Self.Node; got != "/apps/zkv/election/server0000000000" {
@@ -237,7 +237,7 @@ func TestLostCreateReplyAdoptsAndDeletesOrphans(t *testing.T) {
 		t.Fatalf("adopted %q, want %q", got, first)
 	}
 	waitFor(t, "orphan deletion", func() bool { return len(srv.children("/election")) == 1 })
-	if err := m.c.Campaign(ctxT(t)); err != nil {
+	if _, err := m.c.Campaign(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(srv.nodesWithData("/election", m.c.guid)); n != 1 {
@@ -248,7 +248,7 @@ func TestLostCreateReplyAdoptsAndDeletesOrphans(t *testing.T) {
 func TestStepDownOnDisconnectAndResumeSameSession(t *testing.T) {
 	srv := newFakeServer()
 	m := joinAll(t, srv, "a")[0]
-	if err := m.c.Campaign(ctxT(t)); err != nil {
+	if _, err := m.c.Campaign(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
 	lctx, ok := m.c.Leading()
@@ -328,7 +328,7 @@ func TestEphemeralOwnerMismatchPreventsClaim(t *testing.T) {
 	srv := newFakeServer()
 	m := newMember(t, srv, "a")
 	m.conn.stealOwner = true
-	if err := m.c.Campaign(ctxT(t)); err != nil {
+	if _, err := m.c.Campaign(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
 	node := m.c.View().Self.Node
@@ -365,7 +365,7 @@ func TestObserveLatestWins(t *testing.T) {
 		t.Fatalf("first view %+v", first)
 	}
 	// Several changes while nobody reads: join, lead, disconnect, reconnect.
-	if err := m.c.Campaign(ctxT(t)); err != nil {
+	if _, err := m.c.Campaign(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
 	m.conn.disconnect()
@@ -419,7 +419,7 @@ func TestCampaignWaitsForTurn(t *testing.T) {
 	ms := joinAll(t, srv, "a")
 	b := newMember(t, srv, "b")
 	done := make(chan error, 1)
-	go func() { done <- b.c.Campaign(ctxT(t)) }()
+	go func() { done <- func() error { _, err := b.c.Campaign(ctxT(t)); return err }() }()
 	waitFor(t, "b registered", func() bool { return b.c.View().Self.Node != "" })
 	select {
 	case err := <-done:
@@ -434,7 +434,7 @@ func TestCampaignWaitsForTurn(t *testing.T) {
 	// Campaign ends with ctx, and with Resign.
 	c := newMember(t, srv, "c")
 	ctx, cancel := context.WithCancel(ctxT(t))
-	go func() { done <- c.c.Campaign(ctx) }()
+	go func() { done <- func() error { _, err := c.c.Campaign(ctx); return err }() }()
 	waitFor(t, "c registered", func() bool { return c.c.View().Self.Node != "" })
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
@@ -801,7 +801,7 @@ func TestRefreshReportsFailedRead(t *testing.T) {
 func TestObserveAppliesSessionCheck(t *testing.T) {
 	srv := newFakeServer()
 	m := joinAll(t, srv, "a")[0]
-	if err := m.c.Campaign(ctxT(t)); err != nil {
+	if _, err := m.c.Campaign(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
 	m.conn.silentDisconnect()
@@ -863,7 +863,7 @@ func TestLogHandlerMayCallIsLeader(t *testing.T) {
 	}
 	defer c.Close()
 	probe.c.Store(c)
-	if err := c.Campaign(ctxT(t)); err != nil {
+	if _, err := c.Campaign(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Resign(ctxT(t)); err != nil {

@@ -43,7 +43,7 @@
 //     session can expire and another candidate lead.
 //
 // Epoch is the leader node's czxid, which grows from one leader to the
-// next, so it can fence a deposed leader's writes. CampaignTerm returns the
+// next, so it can fence a deposed leader's writes. Campaign returns the
 // Term won (its context, epoch and node); Run holds the leadership while a
 // function runs and then queues again, like Curator's LeaderSelector.
 //

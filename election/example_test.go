@@ -61,7 +61,7 @@ func ExampleCandidate_Campaign() {
 	defer cand.Close()
 
 	ctx := context.Background()
-	if err := cand.Campaign(ctx); err != nil {
+	if _, err := cand.Campaign(ctx); err != nil {
 		log.Fatal(err)
 	}
 	leadCtx, ok := cand.Leading()
@@ -76,9 +76,9 @@ func ExampleCandidate_Campaign() {
 	// stepped down: true
 }
 
-// CampaignTerm says which leadership was won: its epoch fences a deposed
+// Campaign says which leadership was won: its epoch fences a deposed
 // leader's writes, and its context ends with it.
-func ExampleCandidate_CampaignTerm() {
+func ExampleCandidate_Campaign_term() {
 	zk := electiontest.NewServer(electiontest.Options{})
 	conn := zk.Connect()
 	defer conn.Close()
@@ -88,7 +88,7 @@ func ExampleCandidate_CampaignTerm() {
 	}
 	defer cand.Close()
 
-	term, err := cand.CampaignTerm(context.Background())
+	term, err := cand.Campaign(context.Background())
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -171,7 +171,7 @@ func ExampleCandidate_Resign() {
 		cands = append(cands, cand)
 	}
 	a, b := cands[0], cands[1]
-	if err := a.Campaign(ctx); err != nil {
+	if _, err := a.Campaign(ctx); err != nil {
 		log.Fatal(err)
 	}
 	fmt.Println("a leads:", a.IsLeader())
@@ -179,7 +179,7 @@ func ExampleCandidate_Resign() {
 	if err := a.Resign(ctx); err != nil {
 		log.Fatal(err)
 	}
-	if err := b.Campaign(ctx); err != nil {
+	if _, err := b.Campaign(ctx); err != nil {
 		log.Fatal(err)
 	}
 	fmt.Println("after a resigns, b leads:", b.IsLeader(), "and a:", a.IsLeader())
@@ -233,7 +233,7 @@ func ExampleHooks() {
 	defer cand.Close()
 
 	ctx := context.Background()
-	if err := cand.Campaign(ctx); err != nil {
+	if _, err := cand.Campaign(ctx); err != nil {
 		log.Fatal(err)
 	}
 	if err := cand.Resign(ctx); err != nil {
@@ -258,7 +258,7 @@ func ExampleObserver() {
 	defer cand.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := cand.Campaign(ctx); err != nil {
+	if _, err := cand.Campaign(ctx); err != nil {
 		log.Fatal(err)
 	}
 

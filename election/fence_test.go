@@ -69,7 +69,7 @@ func TestGuardedMultiGuardCheckedByZooKeeper(t *testing.T) {
 	m := newMemberWith(t, srv, "a", func(cfg *Config) {
 		cfg.Conn = deposingConn{fakeConn: cfg.Conn.(*fakeConn), node: &node}
 	})
-	if err := m.c.Campaign(ctxT(t)); err != nil {
+	if _, err := m.c.Campaign(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
 	v := m.c.View()

@@ -21,7 +21,7 @@ import (
 // Use either Run or Join/Campaign/Resign on a Candidate, not both at once.
 func (c *Candidate) Run(ctx context.Context, fn func(ctx context.Context, t Term) error) error {
 	for {
-		t, err := c.CampaignTerm(ctx)
+		t, err := c.Campaign(ctx)
 		if err == nil {
 			err = ctx.Err() // won as ctx ended: do not start a term
 		}
@@ -42,7 +42,7 @@ func (c *Candidate) Run(ctx context.Context, fn func(ctx context.Context, t Term
 			c.log.Info("leader function returned after its term ended", "epoch", t.Epoch, "err", ferr)
 		case !lost:
 			// Done with this term: give the leadership up, then queue again
-			// (CampaignTerm joins anew, behind everyone else).
+			// (Campaign joins anew, behind everyone else).
 			if err := c.Resign(context.WithoutCancel(ctx)); err != nil && !errors.Is(err, ErrClosed) {
 				c.log.Warn("giving the leadership up", "err", err)
 			}

@@ -4,10 +4,10 @@ import (
 	"testing"
 )
 
-func TestCampaignTermDescribesLeadership(t *testing.T) {
+func TestCampaignDescribesLeadership(t *testing.T) {
 	srv := newFakeServer()
 	ms := joinAll(t, srv, "a", "b")
-	term, err := ms[0].c.CampaignTerm(ctxT(t))
+	term, err := ms[0].c.Campaign(ctxT(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -24,7 +24,7 @@ func TestCampaignTermDescribesLeadership(t *testing.T) {
 	if term.Ctx.Err() == nil {
 		t.Fatal("the term's ctx outlived the leadership")
 	}
-	next, err := ms[1].c.CampaignTerm(ctxT(t))
+	next, err := ms[1].c.Campaign(ctxT(t))
 	if err != nil {
 		t.Fatal(err)
 	}

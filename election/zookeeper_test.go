@@ -208,7 +208,7 @@ func TestRealZooKeeperPartition(t *testing.T) {
 		return c
 	}
 	a := mk("a", WithZKOptions(zk.WithDialer(part.dial)))
-	if err := a.Campaign(ctx); err != nil {
+	if _, err := a.Campaign(ctx); err != nil {
 		t.Fatal(err)
 	}
 	b := mk("b")

@@ -376,7 +376,7 @@ func TestElectionOneLeader(t *testing.T) {
 	if got := r.leader(ctx, 10*time.Second, a, b, c); got != a {
 		t.Fatalf("leader %s, want a (the smallest sequence)", got.id)
 	}
-	if err := a.c.Campaign(ctx); err != nil {
+	if _, err := a.c.Campaign(ctx); err != nil {
 		t.Fatalf("Campaign on the leader: %v", err)
 	}
 	lctx, ok := a.c.Leading()

@@ -60,7 +60,7 @@ func TestElectionGuardedMulti(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	term, err := c.CampaignTerm(ctx)
+	term, err := c.Campaign(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

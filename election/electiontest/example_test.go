@@ -39,12 +39,12 @@ func Example() {
 	}
 	a, b := cands[0], cands[1]
 	chk.Start(time.Millisecond)
-	if err := a.Campaign(ctx); err != nil {
+	if _, err := a.Campaign(ctx); err != nil {
 		log.Fatal(err)
 	}
 
 	conns[0].Partition() // a is cut off; its session expires 200ms later
-	if err := b.Campaign(ctx); err != nil {
+	if _, err := b.Campaign(ctx); err != nil {
 		log.Fatal(err)
 	}
 	fmt.Println("b leads:", b.IsLeader(), "and a:", a.IsLeader())
