@@ -63,6 +63,13 @@ type loopState struct {
 	backoff     time.Duration
 	timer       *time.Timer
 	following   string // leader node last logged, to log changes only
+	// predIsLeader: the node we watch as our predecessor was first in line at our last
+	// listing. ownCzxid: our node's czxid (0 until read), the epoch we lead in.
+	// fastClaim: when our predecessor, the leader, was deleted (zero: no such event
+	// pending); the next pass claims at once and verifies after (see follow).
+	predIsLeader bool
+	ownCzxid     int64
+	fastClaim    time.Time
 }
 
 func (c *Candidate) run() {
@@ -108,6 +115,10 @@ func (c *Candidate) run() {
 			c.handleEvent(st, ev)
 		case ev := <-st.pred.ch:
 			c.log.Debug("watch fired", "node", st.pred.path, "type", ev.Type.String(), "err", ev.Err)
+			if ev.Type == zk.EventNodeDeleted && st.predIsLeader && st.node != "" && st.ownCzxid != 0 &&
+				c.cfg.Conn.SessionID() == st.session {
+				st.fastClaim = time.Now()
+			}
 			st.pred.clear()
 			st.dirty = true
 		case ev := <-st.lead.ch:
@@ -436,6 +447,7 @@ func (c *Candidate) lose(st *loopState) {
 		st.stale = append(st.stale, st.node)
 		st.node = ""
 	}
+	st.ownCzxid, st.predIsLeader, st.fastClaim = 0, false, time.Time{}
 	st.pred.clear()
 	st.lead.clear()
 	st.kids.clear()
@@ -533,6 +545,7 @@ func (c *Candidate) register(st *loopState, sid int64) error {
 
 func (c *Candidate) registered(st *loopState, node string, seq, sid int64) {
 	st.node, st.seq, st.session = node, seq, sid
+	st.ownCzxid, st.predIsLeader, st.fastClaim = 0, false, time.Time{}
 	c.log.Info("registered", "node", node, "seq", seq, "session", sessionHex(sid))
 	c.publish(func(v *View) { v.Self = c.selfMember(node, seq) })
 	c.failWaiters(st, nil)
@@ -596,6 +609,20 @@ func (c *Candidate) ensureParents() error {
 // checking that our node still belongs to our session) or watches the one
 // node just before ours.
 func (c *Candidate) follow(st *loopState, sid int64) error {
+	if at := st.fastClaim; !at.IsZero() {
+		st.fastClaim = time.Time{}
+		// Our predecessor was the leader, first in line at our last listing, and it is
+		// gone. Sequence numbers only grow, so no node can precede ours now: we are first.
+		// Our node was created in this very session (st.session == sid), so it is ours,
+		// and the watch event came through that session, alive then. So we lead now, in
+		// our node's epoch, without the two round trips (list, read our node) of the
+		// claim below, which follows at once and steps down if it finds otherwise. The
+		// members come with the next view.
+		if st.node != "" && st.session == sid && st.ownCzxid != 0 && c.cfg.Conn.SessionID() == sid {
+			c.log.Info("our predecessor, the leader, is gone: leading at once", "node", st.node)
+			c.lead(c.selfMember(st.node, st.seq), st.ownCzxid, sid, nil, at)
+		}
+	}
 	contact := time.Now() // the session was alive when this round trip began
 	names, _, err := c.cfg.Conn.Children(c.dir)
 	if err != nil && !errors.Is(err, zk.ErrNoNode) {
@@ -618,6 +645,7 @@ func (c *Candidate) follow(st *loopState, sid int64) error {
 		return nil
 	}
 	if idx == 0 {
+		st.predIsLeader = false
 		st.lead.clear()
 		r := c.readWatched(st.pred, st.gen, st.node)
 		c.keepWatch(st, &st.pred, st.node, "own node", r)
@@ -660,9 +688,25 @@ func (c *Candidate) follow(st *loopState, sid int64) error {
 
 	pred, leaderPath := kids[idx-1], c.dir+"/"+kids[0].name
 	predPath := c.dir + "/" + pred.name
+	st.predIsLeader = idx == 1
+	var ownRead chan int64
 	if idx == 1 { // the leader is our predecessor: one watch does for both
 		moveWatch(&st.pred, &st.lead, predPath)
 		st.lead.clear()
+		if st.ownCzxid == 0 {
+			// Next in line: learn our node's czxid now, beside the watch below (one round
+			// trip for both), so that we can lead at once when the leader goes.
+			ownRead = make(chan int64, 1)
+			node := st.node
+			go func() {
+				_, stat, err := c.cfg.Conn.Exists(node)
+				if err != nil || stat == nil {
+					ownRead <- 0
+					return
+				}
+				ownRead <- stat.Czxid
+			}()
+		}
 	}
 	// Further down the line we watch the leader as well as our predecessor, so a
 	// new leader is known at once, with no poll. The predecessor's watch alone
@@ -682,6 +726,9 @@ func (c *Candidate) follow(st *loopState, sid int64) error {
 		c.keepWatch(st, &st.lead, leaderPath, "leader", lr)
 	}
 	c.keepWatch(st, &st.pred, predPath, "predecessor", pr)
+	if ownRead != nil {
+		st.ownCzxid = <-ownRead // always received: the goroutine never outlives this call
+	}
 	if errors.Is(pr.err, zk.ErrNoNode) || errors.Is(lr.err, zk.ErrNoNode) {
 		st.dirty = true // it left between the listing and now: list again
 		return nil
