@@ -247,3 +247,30 @@ func TestRestartedMemberLeavesInSyncSet(t *testing.T) {
 		return true
 	})
 }
+
+// TestGracefulLeaderLeavesInSyncSet: a leader that shuts down takes itself out of the
+// in-sync set before it resigns, so that its successor's first writes under ack all do not
+// wait for a process that has exited (here the successor would wait -replica_lag_max, a
+// minute, before its review dropped it).
+func TestGracefulLeaderLeavesInSyncSet(t *testing.T) {
+	c := newFakeCluster()
+	slow := withConfig(func(cfg *server.Config) { cfg.ReplicaLagMax = time.Minute })
+	a := startNode(t, c, "a", slow)
+	a.waitLeading(t)
+	b, cc := startNode(t, c, "b", slow), startNode(t, c, "c", slow)
+	b.waitReady(t)
+	cc.waitReady(t)
+	if got := a.status(t).InSync; len(got) != 3 {
+		t.Fatalf("in-sync set %v, want a, b and c", got)
+	}
+	a.stop(t)
+	b.waitLeading(t)
+	for _, m := range b.status(t).InSync {
+		if strings.HasPrefix(m, "a/") {
+			t.Fatalf("the successor's in-sync set %v still names the leader that left", b.status(t).InSync)
+		}
+	}
+	if r := put(t, cc.url, "k", "v"); r.code != 200 {
+		t.Fatalf("the successor's first write: %d %s", r.code, r.body)
+	}
+}

@@ -380,3 +380,52 @@ func (s *Server) saveInSync(ld *leadership, rec InSyncRecord) error {
 	ld.mu.Unlock()
 	return nil
 }
+
+// leaveInSync takes a leader that is shutting down (no write in flight any more) out of the
+// in-sync set before it resigns, so that its successor's set does not name a process that is
+// about to exit: under ack all every commit would wait for it until the successor's review
+// dropped it. It is the review's removal rule applied to the leader itself: the members left
+// must still hold every committed entry as a commit quorum of the new set, and the set never
+// goes below -min_insync nor empty. Failing that, or on a conflict, the leader stays in the
+// set (the successor's review drops it then): nothing is lost either way.
+func (s *Server) leaveInSync(ld *leadership) {
+	rec := ld.record()
+	if !rec.has(s.self()) {
+		return
+	}
+	next := rec
+	next.Members = slices.DeleteFunc(slices.Clone(rec.Members), func(r Replica) bool { return r == s.self() })
+	if len(next.Members) == 0 || len(next.Members) < min(s.cfg.MinInSync, len(rec.Members)) {
+		return
+	}
+	var members []election.Member
+	if p := ld.members.Load(); p != nil {
+		members = *p
+	}
+	addrOf := make(map[Replica]string, len(members))
+	for _, m := range members {
+		addrOf[replicaOf(m)] = m.Address
+	}
+	match := make(map[string]uint64)
+	for _, st := range ld.repl.Stats() {
+		match[st.Addr] = st.MatchIndex
+	}
+	commit, _ := ld.repl.Commit()
+	safe := max(commit, ld.epochStart)
+	holding := 0
+	for _, r := range next.Members {
+		if a := addrOf[r]; a != "" && match[a] >= safe {
+			holding++
+		}
+	}
+	if holding < replication.Quorum(s.ack, len(next.Members)) {
+		s.logger.Info("staying in the in-sync set on the way out: too few members hold every committed write", "in_sync", rec.Members, "holding", holding)
+		return
+	}
+	if err := s.saveInSync(ld, next); err != nil {
+		s.logger.Info("staying in the in-sync set on the way out", "error", err)
+		return
+	}
+	s.metrics.inSyncChanges.WithLabelValues("removed").Inc()
+	s.logger.Info("left the in-sync set before resigning", "in_sync", next.Members)
+}

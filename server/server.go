@@ -347,6 +347,12 @@ func (s *Server) shutdown(ctx context.Context) error {
 	}
 
 	if s.started.Load() {
+		s.writeMu.Lock()
+		ld := s.lead
+		s.writeMu.Unlock()
+		if ld != nil && ctx.Err() == nil {
+			s.leaveInSync(ld)
+		}
 		if err := s.elector.Resign(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("server: resign: %w", err))
 		} else if wasLeader {
