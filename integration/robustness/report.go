@@ -96,6 +96,7 @@ func WriteReport(w io.Writer, results []*Result, features Features, elapsed time
 	p("| %s | `Regressions` (per server and key; a restarted process may start empty, never older) | lower version on the same process; key vanished on a live process; restarted server serving older than before its crash |\n", InvRegression)
 	p("| %s / %s | `Epochs` (acting = answering 200 to a write with one's own epoch) | write acknowledged under an old epoch after a newer one acknowledged; overlapping acknowledgements |\n", InvStaleEpoch, InvDualLeader)
 	p("| %s | convergence after every test | (end-to-end only) |\n", InvDivergence)
+	p("| %s | after convergence, a blocking prefix watch on each server holds that server's final state | (end-to-end only) |\n", InvWatchMissed)
 	p("| %s | `TestBadInput`, `TestSecurity` | (end-to-end only) |\n", InvHostileAnswer)
 }
 

@@ -108,6 +108,9 @@ func (s Scenario) Execute(t *testing.T, env *Env) *Result {
 	h := NewHistory()
 	run := &Run{T: t, C: c, H: h, R: res, Traffic: s.Traffic.withDefaults()}
 	tctx, stop := context.WithTimeout(ctx, s.MaxTime)
+	wctx, stopWatchers := context.WithCancel(ctx)
+	defer stopWatchers()
+	watchers := startWatchers(wctx, c)
 	done := make(chan struct{})
 	go func() { defer close(done); run.Traffic.Run(tctx, c, h) }()
 	Sleep(ctx, time.Second) // traffic before the fault
@@ -139,6 +142,8 @@ func (s Scenario) Execute(t *testing.T, env *Env) *Result {
 	}
 	final := finalReads(ctx, t, c, leader, h, run.Traffic)
 	res.Converge = converge(ctx, c, final, run.Traffic, res)
+	checkWatchers(ctx, watchers, res)
+	stopWatchers()
 	res.Note("leader after healing: server %d, found %v after quiet", leader.Index, time.Since(quiet).Round(time.Millisecond))
 
 	ops := h.Ops()
