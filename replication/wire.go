@@ -81,6 +81,10 @@ type Position struct {
 	// Incarnation names this server process (a restarted server is a new incarnation with
 	// an empty store); the in-sync set names its members by ID and incarnation.
 	Incarnation string `json:"incarnation,omitempty"`
+	// Leaving: this server is shutting down (it has resigned or is about to). A new leader
+	// counts what it holds, but leaves it out of its in-sync set when the others hold
+	// every committed write.
+	Leaving bool `json:"leaving,omitempty"`
 }
 
 // After reports whether p is further along the log than q: a later last epoch, or the same

@@ -31,6 +31,7 @@ type takeover struct {
 	version int32
 	found   bool
 	unclean bool
+	peers   []peerPosition // the members that answered, with their positions
 }
 
 // catchUp runs when this server has just been elected, before it takes a write. The order
@@ -77,6 +78,7 @@ func (s *Server) catchUp(ctx context.Context, epoch int64, members []election.Me
 		}
 		t = takeover{rec: rec, version: version, found: found}
 		peers := s.positions(ctx, epoch, withRecorded(members, rec, s.self()))
+		t.peers = peers
 		need, heard := rec.need(), 0
 		if rec.has(s.self()) {
 			heard++

@@ -248,10 +248,10 @@ func TestRestartedMemberLeavesInSyncSet(t *testing.T) {
 	})
 }
 
-// TestGracefulLeaderLeavesInSyncSet: a leader that shuts down takes itself out of the
-// in-sync set before it resigns, so that its successor's first writes under ack all do not
-// wait for a process that has exited (here the successor would wait -replica_lag_max, a
-// minute, before its review dropped it).
+// TestGracefulLeaderLeavesInSyncSet: the successor of a leader that shut down leaves it out
+// of its in-sync set at takeover (unregistered, and gone or leaving), so that its first
+// writes under ack all do not wait for a process that has exited (here they would wait
+// -replica_lag_max, a minute, for the review to drop it).
 func TestGracefulLeaderLeavesInSyncSet(t *testing.T) {
 	c := newFakeCluster()
 	slow := withConfig(func(cfg *server.Config) { cfg.ReplicaLagMax = time.Minute })

@@ -381,51 +381,45 @@ func (s *Server) saveInSync(ld *leadership, rec InSyncRecord) error {
 	return nil
 }
 
-// leaveInSync takes a leader that is shutting down (no write in flight any more) out of the
-// in-sync set before it resigns, so that its successor's set does not name a process that is
-// about to exit: under ack all every commit would wait for it until the successor's review
-// dropped it. It is the review's removal rule applied to the leader itself: the members left
-// must still hold every committed entry as a commit quorum of the new set, and the set never
-// goes below -min_insync nor empty. Failing that, or on a conflict, the leader stays in the
-// set (the successor's review drops it then): nothing is lost either way.
-func (s *Server) leaveInSync(ld *leadership) {
-	rec := ld.record()
-	if !rec.has(s.self()) {
-		return
-	}
-	next := rec
-	next.Members = slices.DeleteFunc(slices.Clone(rec.Members), func(r Replica) bool { return r == s.self() })
-	if len(next.Members) == 0 || len(next.Members) < min(s.cfg.MinInSync, len(rec.Members)) {
-		return
-	}
-	var members []election.Member
-	if p := ld.members.Load(); p != nil {
-		members = *p
-	}
-	addrOf := make(map[Replica]string, len(members))
+// withoutDeparted leaves out of a new leader's in-sync set the members that have departed:
+// unregistered in the election and either silent or shutting down (their answer said
+// Leaving), such as the leader that just resigned or crashed. Were they kept, every commit
+// under ack all would wait for them until the review dropped them (up to -replica_lag_max).
+// It is the review's removal rule, applied at takeover in the same record write: only when
+// the members kept that hold every committed write (this leader, which has just taken the
+// most up-to-date log, at position self, and those that answered with a position as far
+// along) still form a
+// commit quorum of the new set, and never below -min_insync; else the set stays whole.
+func (s *Server) withoutDeparted(set []Replica, self replication.Position, peers []peerPosition, members []election.Member) []Replica {
+	registered := make(map[Replica]bool, len(members))
 	for _, m := range members {
-		addrOf[replicaOf(m)] = m.Address
-	}
-	match := make(map[string]uint64)
-	for _, st := range ld.repl.Stats() {
-		match[st.Addr] = st.MatchIndex
-	}
-	commit, _ := ld.repl.Commit()
-	safe := max(commit, ld.epochStart)
-	holding := 0
-	for _, r := range next.Members {
-		if a := addrOf[r]; a != "" && match[a] >= safe {
-			holding++
+		if m.Node != "" {
+			registered[replicaOf(m)] = true
 		}
 	}
-	if holding < replication.Quorum(s.ack, len(next.Members)) {
-		s.logger.Info("staying in the in-sync set on the way out: too few members hold every committed write", "in_sync", rec.Members, "holding", holding)
-		return
+	answered := make(map[Replica]replication.Position, len(peers))
+	for _, p := range peers {
+		answered[Replica{ID: p.id, Incarnation: p.pos.Incarnation}] = p.pos
 	}
-	if err := s.saveInSync(ld, next); err != nil {
-		s.logger.Info("staying in the in-sync set on the way out", "error", err)
-		return
+	var kept, gone []Replica
+	holding := 0
+	for _, r := range set {
+		pos, ok := answered[r]
+		switch {
+		case r == s.self():
+			holding++
+		case !registered[r] && (!ok || pos.Leaving):
+			gone = append(gone, r)
+			continue
+		case ok && !pos.Partial && !self.After(pos):
+			holding++
+		}
+		kept = append(kept, r)
 	}
-	s.metrics.inSyncChanges.WithLabelValues("removed").Inc()
-	s.logger.Info("left the in-sync set before resigning", "in_sync", next.Members)
+	if len(gone) == 0 || len(kept) < min(s.cfg.MinInSync, len(set)) || holding < replication.Quorum(s.ack, len(kept)) {
+		return set
+	}
+	s.metrics.inSyncChanges.WithLabelValues("removed").Add(float64(len(gone)))
+	s.logger.Info("leaving departed members out of the in-sync set", "departed", gone, "in_sync", kept)
+	return kept
 }

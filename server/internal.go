@@ -250,6 +250,9 @@ func (s *Server) handlePosition(c echo.Context) error {
 	}
 	pos := s.follower.Position()
 	pos.Incarnation = s.cfg.Incarnation
+	s.writeMu.Lock()
+	pos.Leaving = s.draining
+	s.writeMu.Unlock()
 	return c.JSON(http.StatusOK, pos)
 }
 

@@ -347,12 +347,6 @@ func (s *Server) shutdown(ctx context.Context) error {
 	}
 
 	if s.started.Load() {
-		s.writeMu.Lock()
-		ld := s.lead
-		s.writeMu.Unlock()
-		if ld != nil && ctx.Err() == nil {
-			s.leaveInSync(ld)
-		}
 		if err := s.elector.Resign(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("server: resign: %w", err))
 		} else if wasLeader {
@@ -517,6 +511,7 @@ func (s *Server) becomeLeader(epoch int64, members []election.Member) {
 	if !ok {
 		return
 	}
+	caught := s.follower.Position() // what the catch-up took, before this epoch's no-op
 	last, _ := s.log.Last()
 	noop := kvstore.Entry{Index: last + 1, Epoch: epoch, Noop: true}
 	if err := s.log.Append(noop); err != nil {
@@ -531,6 +526,7 @@ func (s *Server) becomeLeader(epoch int64, members []election.Member) {
 				rec.Members = append(rec.Members, m)
 			}
 		}
+		rec.Members = s.withoutDeparted(rec.Members, caught, t.peers, members)
 	}
 	rec.Addresses = t.rec.Addresses
 	rec = rec.withAddresses(members)
