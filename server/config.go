@@ -117,6 +117,10 @@ type Config struct {
 	// Incarnation names this server process in the in-sync set; default random. A
 	// restarted server is a new incarnation: it starts empty and is not in sync.
 	Incarnation string
+	// MaxSnapshotJSONBytes caps a snapshot that arrives as one JSON document, the format of
+	// the releases before snapshot streams (a stream is bounded per entry and by the
+	// quota instead); default replication.DefaultMaxSnapshotBytes (1 GiB).
+	MaxSnapshotJSONBytes int64
 	// Replication tunes the leader's fan-out (timeouts, retries, batching); Self, Epoch,
 	// Log, Snapshot, Token, Observer and Logger are set by the server.
 	Replication replication.Config
