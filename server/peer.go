@@ -13,4 +13,9 @@ func (s *Server) peerURL(addr, path string) string {
 }
 
 // scheme is how the servers of this cluster reach each other.
-func (s *Server) scheme() string { return "http" }
+func (s *Server) scheme() string {
+	if s.tls != nil {
+		return "https"
+	}
+	return "http"
+}
