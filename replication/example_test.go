@@ -36,7 +36,8 @@ func replicaHandler(f *replication.Follower) http.Handler {
 		answer(w, resp, err)
 	})
 	mux.HandleFunc("POST "+replication.PathSnapshot, func(w http.ResponseWriter, r *http.Request) {
-		req, err := replication.DecodeSnapshot(r.Body, replication.DefaultMaxSnapshotBytes)
+		req, err := replication.DecodeSnapshotBody(r.Header.Get("Content-Type"), r.Body,
+			replication.DefaultMaxSnapshotBytes, replication.SnapshotLimits{}, nil)
 		if err != nil {
 			answer(w, replication.AppendResponse{}, err)
 			return

@@ -102,7 +102,7 @@ func newTestReplica(t testing.TB, opts ...replicaOpt) *testReplica {
 		if !r.admit(w, req) {
 			return
 		}
-		body, err := DecodeSnapshot(req.Body, 0)
+		body, err := DecodeSnapshotBody(req.Header.Get("Content-Type"), req.Body, 0, SnapshotLimits{}, nil)
 		if err != nil {
 			writeErr(w, err)
 			return

@@ -111,9 +111,10 @@ func (t *HTTPTransport) Append(ctx context.Context, replica string, req AppendRe
 	return t.post(ctx, c, replica, PathAppend, req)
 }
 
-// Snapshot implements Transport.
+// Snapshot implements Transport: the snapshot goes as a stream (see
+// ContentTypeSnapshotStream), encoded while it is sent.
 func (t *HTTPTransport) Snapshot(ctx context.Context, replica string, req SnapshotRequest) (AppendResponse, error) {
-	return t.post(ctx, t.snap, replica, PathSnapshot, req)
+	return t.exchange(ctx, t.snap, replica, PathSnapshot, ContentTypeSnapshotStream, snapshotBody(req), req.Epoch)
 }
 
 // Close closes the idle connections of the transport it made; the requests in flight
@@ -173,17 +174,31 @@ func replicaURL(replica, path string) string {
 // post sends body as JSON and decodes a 200 answer, or maps an error answer to a
 // *RefusedError.
 func (t *HTTPTransport) post(ctx context.Context, c *retryablehttp.Client, replica, path string, body any) (AppendResponse, error) {
-	var resp AppendResponse
-	url := replicaURL(replica, path)
 	buf, err := json.Marshal(body)
 	if err != nil {
-		return resp, fmt.Errorf("replication: encode request: %w", err)
+		return AppendResponse{}, fmt.Errorf("replication: encode request: %w", err)
 	}
-	req, err := retryablehttp.NewRequestWithContext(context.WithValue(ctx, replicaKey{}, replica), http.MethodPost, url, buf)
+	var got int64
+	switch b := body.(type) {
+	case AppendRequest:
+		got = b.Epoch
+	case SnapshotRequest:
+		got = b.Epoch
+	}
+	return t.exchange(ctx, c, replica, path, "application/json", buf, got)
+}
+
+// exchange POSTs body (anything retryablehttp takes, read anew for each attempt) and
+// decodes a 200 answer, or maps an error answer to a *RefusedError; got is the request's
+// epoch, for a stale_epoch answer.
+func (t *HTTPTransport) exchange(ctx context.Context, c *retryablehttp.Client, replica, path, contentType string, body any, got int64) (AppendResponse, error) {
+	var resp AppendResponse
+	url := replicaURL(replica, path)
+	req, err := retryablehttp.NewRequestWithContext(context.WithValue(ctx, replicaKey{}, replica), http.MethodPost, url, body)
 	if err != nil {
 		return resp, fmt.Errorf("replication: new request: %w", err)
 	}
-	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Type", contentType)
 	if t.token != "" {
 		req.Header.Set("Authorization", "Bearer "+t.token)
 	}
@@ -208,13 +223,6 @@ func (t *HTTPTransport) post(ctx context.Context, c *retryablehttp.Client, repli
 	var eresp ErrorResponse
 	if err := json.Unmarshal(data, &eresp); err != nil || eresp.Error.Message == "" {
 		eresp.Error.Message = strings.TrimSpace(string(bytes.ToValidUTF8(data[:min(len(data), 200)], nil)))
-	}
-	var got int64
-	switch b := body.(type) {
-	case AppendRequest:
-		got = b.Epoch
-	case SnapshotRequest:
-		got = b.Epoch
 	}
 	return resp, refusal(replica, hr.StatusCode, eresp, got)
 }

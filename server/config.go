@@ -117,6 +117,19 @@ type Config struct {
 	// Incarnation names this server process in the in-sync set; default random. A
 	// restarted server is a new incarnation: it starts empty and is not in sync.
 	Incarnation string
+	// TLSCert and TLSKey (-tls_cert, -tls_key: PEM files) turn TLS on for the one
+	// listener (clients and peers) and make this server's own requests to its peers use
+	// https, presenting that certificate. TLSCA (-tls_ca), a PEM file of CA certificates,
+	// is what peers' certificates are verified against (default: the system's roots); with
+	// it the internal routes also require a client certificate it signed. Every server of
+	// a cluster uses TLS or none: the address in ZooKeeper stays host:port.
+	TLSCert string
+	TLSKey  string
+	TLSCA   string
+	// MaxSnapshotJSONBytes caps a snapshot that arrives as one JSON document, the format of
+	// the releases before snapshot streams (a stream is bounded per entry and by the
+	// quota instead); default replication.DefaultMaxSnapshotBytes (1 GiB).
+	MaxSnapshotJSONBytes int64
 	// Replication tunes the leader's fan-out (timeouts, retries, batching); Self, Epoch,
 	// Log, Snapshot, Token, Observer and Logger are set by the server.
 	Replication replication.Config
@@ -212,6 +225,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: max_watchers %d must not be negative", ErrInvalidConfig, c.MaxWatchers)
 	case c.MinInSync < 1:
 		return fmt.Errorf("%w: min_insync %d must be at least 1", ErrInvalidConfig, c.MinInSync)
+	case (c.TLSCert == "") != (c.TLSKey == ""):
+		return fmt.Errorf("%w: tls_cert and tls_key go together", ErrInvalidConfig)
+	case c.TLSCA != "" && c.TLSCert == "":
+		return fmt.Errorf("%w: tls_ca needs tls_cert and tls_key", ErrInvalidConfig)
 	case c.InSyncPath[0] != '/' || strings.HasSuffix(c.InSyncPath, "/"):
 		return fmt.Errorf("%w: in-sync path %q must be an absolute znode path", ErrInvalidConfig, c.InSyncPath)
 	}

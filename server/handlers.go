@@ -123,7 +123,7 @@ func (s *Server) routes() *echo.Echo {
 
 	s.opsRoutes(e) // ui.go, backup.go: /ui, /v1/cluster, /v1/snapshot
 
-	in := e.Group("/internal/v1", s.authorize)
+	in := e.Group("/internal/v1", s.requirePeerCert, s.authorize)
 	in.POST("/append", s.handleAppend)
 	in.POST("/snapshot", s.handleInstallSnapshot)
 	in.POST("/hello", s.handleHello)
@@ -744,7 +744,7 @@ func (s *Server) forward(c echo.Context, body []byte) error {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.WriteTimeout+2*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, r.Method, "http://"+leader+r.URL.RequestURI(), rd)
+	req, err := http.NewRequestWithContext(ctx, r.Method, s.peerURL(leader, r.URL.RequestURI()), rd)
 	if err != nil {
 		return unavailable(CodeLeaderUnreachable, ErrLeaderUnreachable, "leader address %q: %v", leader, err)
 	}

@@ -102,28 +102,6 @@ func (s *Server) handleHello(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 }
 
-func (s *Server) handleInstallSnapshot(c echo.Context) error {
-	if err := checkContentType(c.Request()); err != nil {
-		return err
-	}
-	limit := int64(replication.DefaultMaxSnapshotBytes)
-	req, err := replication.DecodeSnapshot(http.MaxBytesReader(c.Response(), c.Request().Body, limit), limit)
-	if err != nil {
-		return replicationError(c, err)
-	}
-	s.catchUpView(c.Request().Context(), req.Leader, req.Epoch)
-	resp, err := s.follower.InstallSnapshot(c.Request().Context(), req)
-	if err != nil {
-		s.logReplicaRefusal("snapshot", req.Leader, req.Epoch, err)
-		return replicationError(c, err)
-	}
-	s.streamEpoch.Store(req.Epoch)
-	s.lastContact.Store(time.Now().UnixNano())
-	s.logger.Info("installed the leader's snapshot", "leader", req.Leader, "index", resp.LastIndex,
-		"entries", len(req.Snapshot.Entries))
-	return c.JSON(http.StatusOK, resp)
-}
-
 func (s *Server) logReplicaRefusal(what, leader string, epoch int64, err error) {
 	switch {
 	case errors.Is(err, replication.ErrStaleEpoch):
@@ -141,10 +119,6 @@ func (s *Server) logReplicaRefusal(what, leader string, epoch int64, err error) 
 	default:
 		s.logger.Warn(what+" failed", "sender", leader, "error", err)
 	}
-}
-
-func (s *Server) handleGetSnapshot(c echo.Context) error {
-	return c.JSON(http.StatusOK, s.store.Snapshot())
 }
 
 // syncOnJoin copies the leader's store (-sync_on_join) through the Follower, so the copy
@@ -175,40 +149,44 @@ func (s *Server) syncOnJoin(v election.View) {
 		"entries", len(snap.Entries))
 }
 
-func (s *Server) fetchSnapshot(ctx context.Context, addr string) (kvstore.Snapshot, error) {
-	var snap kvstore.Snapshot
-	err := s.getInternal(ctx, addr, replication.PathSnapshot, replication.DefaultMaxSnapshotBytes, &snap)
-	return snap, err
-}
-
 // getInternal GETs one of another server's internal routes (with the cluster token) and
 // decodes its JSON answer into out. A non-200 answer is an *internalStatusError.
 func (s *Server) getInternal(ctx context.Context, addr, pathQuery string, limit int64, out any) error {
-	url := "http://" + addr + pathQuery
-	if strings.Contains(addr, "://") {
-		url = strings.TrimSuffix(addr, "/") + pathQuery
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, url, err := s.openInternal(ctx, addr, pathQuery, echo.MIMEApplicationJSON)
 	if err != nil {
 		return err
 	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(io.LimitReader(resp.Body, limit)).Decode(out); err != nil {
+		return fmt.Errorf("GET %s: decode: %w", url, err)
+	}
+	return nil
+}
+
+// openInternal GETs one of another server's internal routes (with the cluster token,
+// accepting accept) and returns its 200 answer, whose body the caller closes; any other
+// answer is an *internalStatusError.
+func (s *Server) openInternal(ctx context.Context, addr, pathQuery, accept string) (*http.Response, string, error) {
+	url := s.peerURL(addr, pathQuery)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, url, err
+	}
+	req.Header.Set("Accept", accept)
 	if s.cfg.ClusterToken != "" {
 		req.Header.Set("Authorization", "Bearer "+s.cfg.ClusterToken)
 	}
 	hc := &http.Client{Transport: s.fwdTr, Timeout: DefaultSyncTimeout + time.Second}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return err
+		return nil, url, err
 	}
-	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return &internalStatusError{url: url, status: resp.StatusCode, body: strings.TrimSpace(string(msg))}
+		resp.Body.Close()
+		return nil, url, &internalStatusError{url: url, status: resp.StatusCode, body: strings.TrimSpace(string(msg))}
 	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, limit)).Decode(out); err != nil {
-		return fmt.Errorf("GET %s: decode: %w", url, err)
-	}
-	return nil
+	return resp, url, nil
 }
 
 type internalStatusError struct {

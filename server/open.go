@@ -34,6 +34,9 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	if len(cfg.ZooKeeper) == 0 {
 		return nil, fmt.Errorf("%w: no ZooKeeper servers", ErrInvalidConfig)
 	}
+	if _, err := loadTLS(cfg); err != nil { // before anything is registered (New reads them again)
+		return nil, err
+	}
 	logger := cfg.Logger
 	if logger == nil {
 		logger = discardLogger()

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -51,6 +52,8 @@ type Server struct {
 	metrics  *metrics
 	fwd      *http.Client
 	fwdTr    *http.Transport
+	tls      *tlsConfigs     // nil without TLS
+	replTr   *http.Transport // the fan-outs' requests over TLS; nil without
 
 	// writeMu serialises the leader's writes and the role changes: a write sees one
 	// leadership from its check to its Enqueue.
@@ -217,6 +220,13 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		MaxIdleConnsPerHost: 16,
 		IdleConnTimeout:     60 * time.Second,
 	}
+	if s.tls, err = loadTLS(cfg); err != nil {
+		return nil, err
+	}
+	if s.tls != nil {
+		s.fwdTr.TLSClientConfig = s.tls.client.Clone()
+		s.replTr = s.fwdTr.Clone()
+	}
 	s.fwd = &http.Client{Transport: s.fwdTr, Timeout: cfg.WriteTimeout + 2*time.Second}
 	s.metrics = newMetrics(
 		func() float64 { return float64(s.store.Len()) },
@@ -262,6 +272,9 @@ func (s *Server) start(ctx context.Context) error {
 	s.listener = ln
 	if s.cfg.MaxConns > 0 {
 		ln = netutil.LimitListener(ln, s.cfg.MaxConns)
+	}
+	if s.tls != nil {
+		ln = tls.NewListener(ln, s.tls.server)
 	}
 	s.httpSrv = &http.Server{
 		Handler: s.echo,
@@ -369,6 +382,9 @@ func (s *Server) shutdown(ctx context.Context) error {
 		_ = ld.repl.Close()
 	}
 	s.fwdTr.CloseIdleConnections()
+	if s.replTr != nil {
+		s.replTr.CloseIdleConnections()
+	}
 	if err := s.elector.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("server: close election: %w", err))
 	}
@@ -549,6 +565,9 @@ func (s *Server) becomeLeader(epoch int64, members []election.Member) {
 	rc.Log = s.log
 	rc.Snapshot = s.store.Snapshot
 	rc.Token = s.cfg.ClusterToken
+	if s.replTr != nil && rc.Transport == nil && rc.Peers == nil {
+		rc.Transport = httpsOnly{s.replTr}
+	}
 	rc.Mode = s.ack
 	rc.Applied = applied
 	rc.EpochStart = noop.Index
@@ -753,7 +772,7 @@ func (s *Server) sayHello(v election.View) {
 		defer cancel()
 		body := fmt.Sprintf(`{"id":%q,"address":%q,"epoch":%d}`, s.cfg.ID, s.cfg.Address, v.Epoch)
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost,
-			"http://"+v.Leader.Address+"/internal/v1/hello", strings.NewReader(body))
+			s.peerURL(v.Leader.Address, "/internal/v1/hello"), strings.NewReader(body))
 		if err != nil {
 			return
 		}

@@ -179,7 +179,7 @@ func (s *Server) peerMember(ctx context.Context, addr string) (ClusterMember, er
 	ctx, cancel := context.WithTimeout(ctx, clusterPollTimeout)
 	defer cancel()
 	var st ClusterMember
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/v1/cluster?self=true", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.peerURL(addr, "/v1/cluster?self=true"), nil)
 	if err != nil {
 		return st, err
 	}

@@ -3,6 +3,8 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -53,7 +56,8 @@ type Client struct {
 	own     bool // hc was created here, so Close may close its idle connections
 	timeout time.Duration
 	token   string
-	extra   []string // WithEndpoints' addresses, until New makes them bases
+	tls     *tls.Config // WithTLS: https to host:port addresses
+	extra   []string    // WithEndpoints' addresses, until New makes them bases
 	// sleep waits d before a retry, or until ctx ends; tests record the waits instead.
 	sleep func(ctx context.Context, d time.Duration) error
 }
@@ -85,17 +89,47 @@ func New(addr string, opts ...Option) *Client {
 	for _, o := range opts {
 		o(c)
 	}
-	c.bases = []string{base}
+	if c.tls != nil {
+		c.base = c.baseURL(addr)
+	}
+	c.bases = []string{c.base}
 	for _, a := range c.extra {
-		c.bases = append(c.bases, baseURL(a))
+		c.bases = append(c.bases, c.baseURL(a))
 	}
 	c.extra = nil
 	if c.hc == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.MaxIdleConnsPerHost = 16
+		t.TLSClientConfig = c.tls
 		c.hc, c.own = &http.Client{Transport: t}, true
 	}
 	return c
+}
+
+// WithTLS makes the client speak https to the addresses given as host:port, verifying
+// the servers with cfg (its RootCAs: the cluster's CA, see CAPool). A client given its
+// own http.Client (WithHTTPClient) uses that client's TLS settings.
+func WithTLS(cfg *tls.Config) Option { return func(c *Client) { c.tls = cfg } }
+
+// CAPool reads a PEM file of CA certificates, e.g. the servers' -tls_ca, for WithTLS.
+func CAPool(file string) (*x509.CertPool, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("client: CA file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(data) {
+		return nil, fmt.Errorf("client: CA file %s holds no PEM certificate", file)
+	}
+	return pool, nil
+}
+
+func (c *Client) baseURL(addr string) string {
+	base := baseURL(addr)
+	if c.tls != nil && !strings.Contains(addr, "://") {
+		base = "https://" + strings.TrimPrefix(base, "http://")
+	}
+	return base
 }
 
 func baseURL(addr string) string {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -19,7 +20,9 @@ type clientFlags struct {
 	addr    *string
 	timeout *time.Duration
 	token   *string
+	cacert  *string
 	json    *bool
+	tls     **tls.Config // loaded from -cacert by parse
 }
 
 func newClientFlags(name, args string, stderr io.Writer) clientFlags {
@@ -38,7 +41,9 @@ func newClientFlags(name, args string, stderr io.Writer) clientFlags {
 		addr:    fs.String("addr", def, "server address host:port (default $ZKV_ADDR)"),
 		timeout: fs.Duration("timeout", 10*time.Second, "request timeout"),
 		token:   fs.String("token", os.Getenv("ZKV_CLUSTER_TOKEN"), "bearer token, if the server wants one"),
+		cacert:  fs.String("cacert", os.Getenv("ZKV_CACERT"), "PEM CA file the server's certificate is verified against; set, the client speaks https (default $ZKV_CACERT)"),
 		json:    jsonFlag(fs),
+		tls:     new(*tls.Config),
 	}
 }
 
@@ -56,6 +61,14 @@ func (f clientFlags) parse(args []string, want int) (rest []string, code int, ok
 		}
 		return nil, 2, false
 	}
+	if *f.cacert != "" {
+		pool, err := client.CAPool(*f.cacert)
+		if err != nil {
+			fmt.Fprintf(f.fs.Output(), "-cacert: %v\n", err)
+			return nil, 2, false
+		}
+		*f.tls = &tls.Config{RootCAs: pool}
+	}
 	if f.fs.NArg() != want {
 		fmt.Fprintf(f.fs.Output(), "want %d argument(s), got %d\n", want, f.fs.NArg())
 		f.fs.Usage()
@@ -64,8 +77,15 @@ func (f clientFlags) parse(args []string, want int) (rest []string, code int, ok
 	return f.fs.Args(), 0, true
 }
 
-func (f clientFlags) client() *client.Client {
-	return client.New(*f.addr, client.WithTimeout(*f.timeout), client.WithToken(*f.token))
+func (f clientFlags) client() *client.Client { return f.clientOf(*f.addr) }
+
+// clientOf is a client of addr with the command's timeout, token and TLS.
+func (f clientFlags) clientOf(addr string) *client.Client {
+	opts := []client.Option{client.WithTimeout(*f.timeout), client.WithToken(*f.token)}
+	if *f.tls != nil {
+		opts = append(opts, client.WithTLS(*f.tls))
+	}
+	return client.New(addr, opts...)
 }
 
 // Exit codes of the client commands.

@@ -66,7 +66,11 @@ func runSnapshotSave(ctx context.Context, args []string, stdout, stderr io.Write
 	defer func() { _ = os.Remove(tmp.Name()) }()
 	start := time.Now()
 	last := start
-	c := client.New(from, client.WithToken(*f.token))
+	opts := []client.Option{client.WithToken(*f.token)} // no timeout: a large store takes long
+	if *f.tls != nil {
+		opts = append(opts, client.WithTLS(*f.tls))
+	}
+	c := client.New(from, opts...)
 	defer func() { _ = c.Close() }()
 	h, err := c.Snapshot(ctx, tmp, func(done int, h client.SnapshotHeader) {
 		if now := time.Now(); now.Sub(last) >= progressEvery {
@@ -127,7 +131,7 @@ func runSnapshotRestore(ctx context.Context, args []string, stdout, stderr io.Wr
 	}
 	// Writes go to the leader; one refused as temporary is retried through -addr, which
 	// forwards it to whichever server leads by then.
-	lc := client.New(leader, client.WithTimeout(*f.timeout), client.WithToken(*f.token))
+	lc := f.clientOf(leader)
 	defer func() { _ = lc.Close() }()
 
 	start := time.Now()

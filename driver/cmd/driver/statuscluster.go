@@ -54,7 +54,7 @@ func clusterStatus(ctx context.Context, f clientFlags, stdout, stderr io.Writer)
 	for addr, id := range ids {
 		wg.Go(func() {
 			row := memberRow{Endpoint: addr, ID: id, LastContactMS: -1}
-			c := client.New(addr, client.WithTimeout(*f.timeout), client.WithToken(*f.token))
+			c := f.clientOf(addr)
 			defer func() { _ = c.Close() }()
 			st, err := c.Member(ctx)
 			if err != nil {

@@ -98,6 +98,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 		minInSync     = fs.Int("min_insync", 1, "the smallest in-sync set, the leader included, the leader shrinks it to (Kafka's min.insync.replicas); with 2 a write is never acknowledged on one server alone")
 		uncleanAfter  = fs.Duration("unclean_after", 0, "how long a new leader waits for in-sync members that are gone before it leads without them, losing what only they held (default 2 x session_timeout; negative: never)")
 		maxWatchers   = fs.Int("max_watchers", server.DefaultMaxWatchers, "how many watches (GET ...?index=N) may wait on this server at once; past it a watch answers 503 too_many_watchers")
+		tlsCert       = fs.String("tls_cert", "", "PEM certificate (chain) of this server, for clients and peers; with -tls_key turns on TLS (https) for the listener and for the requests to the other servers, which must all use TLS too")
+		tlsKey        = fs.String("tls_key", "", "PEM private key of -tls_cert")
+		tlsCA         = fs.String("tls_ca", "", "PEM CA certificates the peers' certificates are verified against (default: the system's roots); with it the internal routes also require a client certificate it signed")
 		noFence       = fs.Bool("unsafe_disable_fencing", false, "TESTS ONLY: replicas accept writes from any epoch and sender (shows what fencing prevents)")
 	)
 	fs.Usage = func() {
@@ -167,6 +170,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 		Host: *host, Port: *port, ID: *id, ZooKeeper: ens, SessionTimeout: sto, ClusterToken: *token,
 		Ack: *ack, MaxKeyBytes: *maxKey, MaxValueBytes: *maxValue, SyncOnJoin: *syncOnJoin,
 		Address: *advertise, UnsafeDisableFencing: *noFence, Pprof: *pprofOn,
+		TLSCert: *tlsCert, TLSKey: *tlsKey, TLSCA: *tlsCA,
 		ReplicaLagMax: *lagMax, UncleanAfter: *uncleanAfter, MinInSync: *minInSync, QuotaBytes: quotaBytes, MaxWatchers: *maxWatchers,
 	}
 	if *maxWatchers < 1 {
