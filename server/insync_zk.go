@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"path"
-	"strings"
 	"sync"
 
 	"github.com/zkv-dev/zkv/zk"
@@ -126,18 +125,10 @@ func (z *zkInSync) Save(ctx context.Context, rec InSyncRecord, version int32, fo
 
 // ensureParents creates the record's parent znodes that are missing.
 func (z *zkInSync) ensureParents() error {
-	dir := path.Dir(z.path)
-	p := ""
-	for _, part := range strings.Split(strings.Trim(dir, "/"), "/") {
-		if part == "" {
-			continue
-		}
-		p += "/" + part
-		// The directories hold no data and stay open (world ACL), so that clusters with and
-		// without a token can share an ensemble; the record itself carries z.acl.
-		if _, err := z.conn.Create(p, nil, 0, zk.WorldACL(zk.PermAll)); err != nil && !errors.Is(err, zk.ErrNodeExists) {
-			return fmt.Errorf("server: create %s: %w", p, err)
-		}
+	// The directories hold no data and stay open (world ACL), so that clusters with and
+	// without a token can share an ensemble; the record itself carries z.acl.
+	if err := ensureParents(z.conn, path.Dir(z.path), zk.WorldACL(zk.PermAll)); err != nil {
+		return fmt.Errorf("server: %w", err)
 	}
 	return nil
 }

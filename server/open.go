@@ -219,7 +219,7 @@ func ensureSecret(conn *zk.Conn, path, secret string) error {
 	case !errors.Is(err, zk.ErrNoNode):
 		return err
 	}
-	if err := ensureParents(conn, path[:strings.LastIndex(path, "/")], zk.WorldACL(zk.PermAll)); err != nil {
+	if err := ensureParents(conn, path[:strings.LastIndex(path, "/")], zk.WorldACL(zk.PermAll)); err != nil { // see zkInSync
 		return err
 	}
 	if _, err := conn.Create(path, []byte(secret), 0, zk.WorldACL(zk.PermAll)); err != nil && !errors.Is(err, zk.ErrNodeExists) {
