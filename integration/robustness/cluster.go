@@ -3,6 +3,7 @@ package robustness
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"sort"
@@ -181,8 +182,20 @@ func (c *Cluster) ElectionOrder(ctx context.Context) ([]*Server, error) {
 	return out, nil
 }
 
-// Status asks server s directly (not through its client proxy).
+// Status asks server s directly (not through its client proxy). A timeout is tried again
+// twice: /v1/status reads the members from ZooKeeper, which on a loaded machine can take
+// longer than the short timeout that keeps a paused server from stalling the polls.
 func (c *Cluster) Status(ctx context.Context, s *Server) (Status, error) {
+	for attempt := 0; ; attempt++ {
+		st, err := c.status1(ctx, s)
+		var ne interface{ Timeout() bool }
+		if err == nil || attempt == 2 || ctx.Err() != nil || !errors.As(err, &ne) || !ne.Timeout() {
+			return st, err
+		}
+	}
+}
+
+func (c *Cluster) status1(ctx context.Context, s *Server) (Status, error) {
 	var st Status
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.Addr+"/v1/status", nil)
 	resp, err := c.status.Do(req)
