@@ -124,16 +124,20 @@ type Config struct {
 	MaxBatchBytes     int64         // most key+value bytes per append (one entry at least); default 8 MiB
 	HeartbeatInterval time.Duration // idle replicas get an empty append this often; default 1s, < 0: off
 
-	// Peers carries the requests to the replicas; default an HTTPTransport made of Token,
-	// RequestTimeout, SnapshotTimeout, RetryWait*, RetryMax and Transport, closed by Close.
+	// Peers carries the requests to the replicas; default a StreamTransport (appends on one
+	// long-lived binary stream per replica) over an HTTPTransport (snapshots, and replicas
+	// without the stream) made of Token, RequestTimeout, SnapshotTimeout, RetryWait*,
+	// RetryMax and Transport, both closed by Close.
 	// When set, those fields (but RetryWait*, the Fanout's own backoff) are ignored, and
 	// Close leaves it open.
 	Peers Transport
 	// Transport carries the default HTTPTransport's requests; default a private
 	// *http.Transport closed by Close.
 	Transport http.RoundTripper
-	Observer  Observer     // optional
-	Logger    *slog.Logger // discarded when nil
+	// NoStream makes the default Peers send appends as HTTP requests too, one per batch.
+	NoStream bool
+	Observer Observer     // optional
+	Logger   *slog.Logger // discarded when nil
 }
 
 func (c Config) withDefaults() Config {
@@ -244,6 +248,7 @@ type Fanout struct {
 	logger *slog.Logger
 	peers  Transport
 	owned  *HTTPTransport // the default transport, closed by Close; nil when cfg.Peers was given
+	stream *StreamTransport
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -300,6 +305,13 @@ func NewFanout(cfg Config) (*Fanout, error) {
 			return nil, err
 		}
 		f.peers, f.owned = t, t
+		if !cfg.NoStream {
+			st, err := NewStreamTransport(StreamTransportConfig{Token: cfg.Token, RequestTimeout: cfg.RequestTimeout, HTTP: t})
+			if err != nil {
+				return nil, err
+			}
+			f.peers, f.stream = st, st
+		}
 	}
 	f.last.index, f.last.epoch = cfg.Log.Last()
 	f.commit, f.applied, f.since = cfg.Applied, cfg.Applied, time.Now()
@@ -725,6 +737,9 @@ func (f *Fanout) Close() error {
 		f.mu.Unlock()
 		f.cancel()
 		f.wg.Wait()
+		if f.stream != nil {
+			f.stream.Close()
+		}
 		if f.owned != nil {
 			f.owned.Close()
 		}

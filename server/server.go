@@ -38,19 +38,26 @@ const (
 // view, the leader's fan-out and the replica's apply side. Create it with New (or Open),
 // then Run it, or Start it and later Shutdown.
 type Server struct {
-	cfg      Config
-	ack      replication.AckMode
-	logger   *slog.Logger
-	elector  Elector
-	store    Store
-	newRepl  ReplicatorFactory
-	insync   InSyncStore
-	log      *replication.Log
-	follower *replication.Follower
-	echo     *echo.Echo
-	metrics  *metrics
-	fwd      *http.Client
-	fwdTr    *http.Transport
+	cfg    Config
+	ack    replication.AckMode
+	logger *slog.Logger
+	// writeLevel is the level of the per-write log lines (Config.LogWrites).
+	writeLevel slog.Level
+	elector    Elector
+	store      Store
+	newRepl    ReplicatorFactory
+	insync     InSyncStore
+	log        *replication.Log
+	follower   *replication.Follower
+	echo       *echo.Echo
+	metrics    *metrics
+	fwd        *http.Client
+	fwdTr      *http.Transport
+	// fwdStream forwards client requests to the leader on the stream; streams serves the
+	// streams other servers open to this one (their appends and forwards).
+	fwdStream *replication.StreamClient
+	streams   *replication.StreamServer
+	legacy    legacyLeaders
 
 	// writeMu serialises the leader's writes and the role changes: a write sees one
 	// leadership from its check to its Enqueue.
@@ -177,10 +184,16 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 
 	s := &Server{
-		cfg:      cfg,
-		ack:      cfg.ackMode(),
-		logger:   logger,
-		elector:  deps.Elector,
+		cfg:     cfg,
+		ack:     cfg.ackMode(),
+		logger:  logger,
+		elector: deps.Elector,
+		writeLevel: func() slog.Level {
+			if cfg.LogWrites {
+				return slog.LevelInfo
+			}
+			return slog.LevelDebug
+		}(),
 		store:    store,
 		newRepl:  newRepl,
 		insync:   insync,
@@ -211,13 +224,18 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil, err
 	}
 	s.fwdTr = &http.Transport{
-		Proxy:               nil, // server-to-server traffic never goes through a proxy
-		DialContext:         (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns:        64,
-		MaxIdleConnsPerHost: 16,
+		Proxy:        nil, // server-to-server traffic never goes through a proxy
+		DialContext:  (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns: 1024,
+		// As many idle connections as concurrent forwards: a smaller pool closes the
+		// surplus after each burst and dials again (a TCP handshake per forwarded write).
+		MaxIdleConnsPerHost: 512,
 		IdleConnTimeout:     60 * time.Second,
 	}
 	s.fwd = &http.Client{Transport: s.fwdTr, Timeout: cfg.WriteTimeout + 2*time.Second}
+	s.fwdStream = replication.NewStreamClient(replication.StreamClientConfig{Token: cfg.ClusterToken})
+	s.streams = &replication.StreamServer{Handler: streamHandler{s}, MaxFrameBytes: int(cfg.appendLimit()),
+		Logger: logger.With("component", "stream")}
 	s.metrics = newMetrics(
 		func() float64 { return float64(s.store.Len()) },
 		func() float64 { i, _ := s.store.Last(); return float64(i) },
@@ -357,6 +375,7 @@ func (s *Server) shutdown(ctx context.Context) error {
 			_ = s.httpSrv.Close()
 		}
 	}
+	_ = s.streams.Close() // hijacked: http.Server.Shutdown neither waits for nor closes them
 	s.cancel()
 	s.wg.Wait()
 	s.writeMu.Lock()
@@ -369,6 +388,7 @@ func (s *Server) shutdown(ctx context.Context) error {
 		_ = ld.repl.Close()
 	}
 	s.fwdTr.CloseIdleConnections()
+	_ = s.fwdStream.Close()
 	if err := s.elector.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("server: close election: %w", err))
 	}
