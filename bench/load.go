@@ -359,7 +359,8 @@ func (o loadOptions) loadZkv(ctx context.Context, run *loadRun, bar *progress, k
 		var extra []string
 		profile := ack == "all" && o.Profile >= time.Second
 		if profile {
-			extra = append(extra, "-pprof")
+			// The profile is behind the cluster token: the bench sets one it knows.
+			extra = append(extra, "-pprof", "-cluster_token", benchToken)
 		}
 		err := o.withZkv(ctx, zk, 3, ack, conns, func(cl zkvCluster, z *zkvHTTP) error {
 			for si, size := range o.ValueSizes {

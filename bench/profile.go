@@ -95,12 +95,16 @@ func (o loadOptions) profileCell(ctx context.Context, cl zkvCluster, cell loadCe
 	return p
 }
 
+// benchToken is the cluster token of the profiled cluster: /debug/pprof/ is behind it.
+const benchToken = "zkv-bench-profile"
+
 func fetchProfile(ctx context.Context, addr string, seconds int, file string) error {
 	hc := &http.Client{Timeout: time.Duration(seconds)*time.Second + 15*time.Second}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, seconds), nil)
 	if err != nil {
 		return err
 	}
+	req.Header.Set("Authorization", "Bearer "+benchToken)
 	resp, err := hc.Do(req)
 	if err != nil {
 		return err
