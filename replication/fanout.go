@@ -225,6 +225,7 @@ type replica struct {
 	added      time.Time // when its stream began
 	cancel     context.CancelFunc
 	notify     chan struct{} // capacity 1: "the log grew"
+	committed  chan struct{} // capacity 1: "the commit index moved" (commitLoop)
 
 	// Guarded by Fanout.mu.
 	match     uint64
@@ -482,6 +483,10 @@ func (f *Fanout) applyCommitted() {
 		case r.notify <- struct{}{}:
 		default:
 		}
+		select {
+		case r.committed <- struct{}{}:
+		default:
+		}
 	}
 	f.mu.Unlock()
 }
@@ -536,6 +541,10 @@ func (f *Fanout) SetReplicas(addrs []string) {
 		changed = true
 		f.wg.Add(1)
 		go f.run(ctx, r, f.last)
+		if f.cfg.Mode == AckAll {
+			f.wg.Add(1)
+			go f.commitLoop(ctx, r)
+		}
 		f.logger.Info("replica added", "replica", addr, "from_index", f.last.index)
 	}
 	if changed {
@@ -544,7 +553,7 @@ func (f *Fanout) SetReplicas(addrs []string) {
 }
 
 func (f *Fanout) newReplica(addr string) *replica {
-	return &replica{addr: addr, notify: make(chan struct{}, 1), added: time.Now()}
+	return &replica{addr: addr, notify: make(chan struct{}, 1), committed: make(chan struct{}, 1), added: time.Now()}
 }
 
 // Enqueue tells the workers the Log has grown to include entries. The caller appends them
@@ -888,6 +897,59 @@ func (f *Fanout) run(ctx context.Context, r *replica, pos position) {
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// commitLoop tells the replica a new commit index as soon as it moves, without waiting
+// for the worker's append in flight to come back: under AckAll a write waits for every
+// in-sync replica to apply it, and a replica applies only what it knows is committed, so
+// this saves a write up to a round trip.
+//
+// Its append is empty and starts at the replica's acknowledged position (match): the
+// replica holds that entry with that epoch already (a leader's own entries are never
+// dropped by a replica it streams to in order), so the append can only confirm it and
+// apply up to min(commit, match); it changes nothing else. Its answer only raises what
+// the replica has applied; any error is left to the worker, which finds it on its next
+// append (a new incarnation, a newer epoch, an unreachable replica).
+func (f *Fanout) commitLoop(ctx context.Context, r *replica) {
+	defer f.wg.Done()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.committed:
+		}
+		f.mu.Lock()
+		commit, match, acked, inc := f.commit, r.match, r.acked, r.inc
+		stale := !acked || inc == "" || commit <= r.sentCommit || r.applied >= min(commit, match)
+		inSync := f.inSyncLocked(r.addr)
+		f.mu.Unlock()
+		if stale {
+			continue
+		}
+		epoch, ok := f.cfg.Log.EpochAt(match)
+		if !ok {
+			continue // the worker is sending a snapshot, or will
+		}
+		req := AppendRequest{Epoch: f.cfg.Epoch, Leader: f.cfg.Self, PrevIndex: match, PrevEpoch: epoch,
+			Entries: []kvstore.Entry{}, Commit: commit, InSync: inSync, To: inc}
+		resp, err := f.peers.Append(ctx, r.addr, req)
+		if err != nil || resp.Incarnation != inc {
+			f.logger.Debug("commit notice not taken", "replica", r.addr, "commit", commit, "error", err)
+			continue
+		}
+		f.mu.Lock()
+		changed := false
+		if r.inc == inc && r.acked {
+			r.sentCommit = max(r.sentCommit, commit)
+			if resp.Applied > r.applied {
+				r.applied, changed = resp.Applied, true
+			}
+		}
+		if changed {
+			f.broadcast()
+		}
+		f.mu.Unlock()
 	}
 }
 
