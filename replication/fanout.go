@@ -908,9 +908,11 @@ func (f *Fanout) run(ctx context.Context, r *replica, pos position) {
 // Its append is empty and starts at the replica's acknowledged position (match): the
 // replica holds that entry with that epoch already (a leader's own entries are never
 // dropped by a replica it streams to in order), so the append can only confirm it and
-// apply up to min(commit, match); it changes nothing else. Its answer only raises what
-// the replica has applied; any error is left to the worker, which finds it on its next
-// append (a new incarnation, a newer epoch, an unreachable replica).
+// apply up to min(commit, match); it changes nothing else. Notices go only to a replica
+// that named its incarnation (every server does): To then makes a restarted process at the
+// address refuse it, rather than take it as a fresh replica's base. Its answer only raises
+// what the replica has applied; any error is left to the worker, which finds it on its
+// next append (a new incarnation, a newer epoch, an unreachable replica).
 func (f *Fanout) commitLoop(ctx context.Context, r *replica) {
 	defer f.wg.Done()
 	for {
