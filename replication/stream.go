@@ -263,6 +263,7 @@ type StreamClient struct {
 	conns  map[string]*streamConn
 	dials  map[string]*dialing
 	closed bool
+	wg     sync.WaitGroup // the dials in progress
 }
 
 type dialing struct {
@@ -311,7 +312,9 @@ func (c *StreamClient) conn(ctx context.Context, addr string) (*streamConn, erro
 	if !ok {
 		d = &dialing{done: make(chan struct{})}
 		c.dials[addr] = d
+		c.wg.Add(1) // under c.mu, not closed: Close's Wait comes after
 		go func() {
+			defer c.wg.Done()
 			// The dial serves every caller waiting for it: bounded by DialTimeout, not
 			// by the first caller's ctx.
 			dctx, cancel := context.WithTimeout(context.Background(), c.cfg.DialTimeout)
@@ -322,6 +325,7 @@ func (c *StreamClient) conn(ctx context.Context, addr string) (*streamConn, erro
 			if d.err == nil {
 				if c.closed {
 					d.c.close(ErrStreamClosed)
+					<-d.c.done
 					d.c, d.err = nil, ErrStreamClosed
 				} else {
 					c.conns[addr] = d.c
@@ -386,8 +390,8 @@ func (c *StreamClient) dial(ctx context.Context, addr string) (*streamConn, erro
 	return sc, nil
 }
 
-// Close ends every stream (the calls waiting get an error) and waits for their readers.
-// Idempotent.
+// Close ends every stream (the calls waiting get an error) and waits for their readers
+// and for the dials in progress (each bounded by DialTimeout). Idempotent.
 func (c *StreamClient) Close() error {
 	c.mu.Lock()
 	c.closed = true
@@ -398,6 +402,7 @@ func (c *StreamClient) Close() error {
 		sc.close(ErrStreamClosed)
 		<-sc.done
 	}
+	c.wg.Wait()
 	return nil
 }
 
