@@ -52,6 +52,7 @@ fuzz:
 	cd server && $(GO) test -run '^$$' -fuzz '^FuzzRead$$' -fuzztime $(FUZZTIME) .
 	cd replication && $(GO) test -run '^$$' -fuzz '^FuzzDecodeAppend$$' -fuzztime $(FUZZTIME) .
 	cd replication && $(GO) test -run '^$$' -fuzz '^FuzzDecodeSnapshotStream$$' -fuzztime $(FUZZTIME) .
+	cd replication && $(GO) test -run '^$$' -fuzz '^FuzzDecodeAppendBinary$$' -fuzztime $(FUZZTIME) .
 
 test-integration:
 	cd integration && $(GO) test -race -count=1 -timeout 20m ./...

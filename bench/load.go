@@ -321,7 +321,9 @@ func (o loadOptions) withZkv(ctx context.Context, zk []string, n int, ack string
 	cl, err := startZkvCluster(ctx, zkvClusterOptions{
 		Binary: o.ServerBin, Servers: n, ZooKeeper: zk,
 		LogDir: filepath.Join(o.Logs, fmt.Sprintf("zkv-%d-%s", n, ack)),
-		Args:   append([]string{"-ack", ack, "-session_timeout", o.SessionTimeout.String()}, extra...),
+		// A cluster token the bench knows: /debug/pprof/ is behind it (and every cluster on
+		// the shared ZooKeeper has the same, so their ACLs agree).
+		Args: append([]string{"-ack", ack, "-session_timeout", o.SessionTimeout.String(), "-cluster_token", benchToken}, extra...),
 	})
 	if err != nil {
 		return err

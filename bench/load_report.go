@@ -30,16 +30,23 @@ func fmtOps(f float64) string {
 	}
 }
 
-// ratio is one comparison of two cells' throughput against a target.
+// ratio is one comparison of two cells' throughput (or p99 latency) against a target.
 type ratio struct {
 	Name      string
 	Num, Den  loadCell
 	OK        bool // both cells exist
 	Target    float64
 	HasTarget bool
+	P99       bool // compares p99 latencies: the target is a ceiling, not a floor
 }
 
 func (r ratio) value() float64 {
+	if r.P99 {
+		if r.Den.Result.Latency.P99 == 0 {
+			return 0
+		}
+		return float64(r.Num.Result.Latency.P99) / float64(r.Den.Result.Latency.P99)
+	}
 	d := r.Den.Result.Throughput()
 	if d == 0 {
 		return 0
@@ -47,24 +54,52 @@ func (r ratio) value() float64 {
 	return r.Num.Result.Throughput() / d
 }
 
+// met reports whether the ratio meets its target.
+func (r ratio) met() bool {
+	if r.P99 {
+		return r.value() <= r.Target
+	}
+	return r.value() >= r.Target
+}
+
+// cellText is what the report shows of a ratio's cell: ops/s, or p99 ms.
+func (r ratio) cellText(c loadCell) string {
+	if r.P99 {
+		return fmtDur(c.Result.Latency.P99) + " ms p99"
+	}
+	return fmtOps(c.Result.Throughput())
+}
+
 func (o loadOptions) ratios(run *loadRun) []ratio {
 	size, c := o.ValueSizes[0], o.SizeClients
-	mk := func(name string, ns, nop, ds, dop string, target float64) ratio {
-		n, ok1 := run.find(ns, nop, size, c, 3)
-		d, ok2 := run.find(ds, dop, size, c, serversOf(ds))
+	mkAt := func(name string, clients int, ns, nop string, nservers int, ds, dop string, dservers int, target float64) ratio {
+		n, ok1 := run.find(ns, nop, size, clients, nservers)
+		d, ok2 := run.find(ds, dop, size, clients, dservers)
 		return ratio{Name: name, Num: n, Den: d, OK: ok1 && ok2, Target: target, HasTarget: target > 0}
+	}
+	mk := func(name string, ns, nop, ds, dop string, target float64) ratio {
+		return mkAt(name, c, ns, nop, 3, ds, dop, serversOf(ds), target)
+	}
+	p99 := mk("zkv PUT ack all p99 / etcd put p99", "zkv", "PUT ack all", "etcd", "put", 0.8)
+	p99.P99 = true
+	scaleTo := 0
+	for _, n := range o.Scale {
+		scaleTo = max(scaleTo, n)
 	}
 	return []ratio{
 		mk("zkv PUT ack all / etcd put", "zkv", "PUT ack all", "etcd", "put", 1.5),
+		mkAt("zkv PUT ack all / etcd put, 256 clients", 256, "zkv", "PUT ack all", 3, "etcd", "put", 3, 2.0),
+		p99,
 		mk("zkv PUT ack all / Redis SET + WAIT 2", "zkv", "PUT ack all", "redis", "SET + WAIT 2", 0),
-		mk("zkv PUT ack majority / etcd put", "zkv", "PUT ack majority", "etcd", "put", 0),
+		mk("zkv PUT ack majority / etcd put", "zkv", "PUT ack majority", "etcd", "put", 1.6),
 		mk("zkv PUT ack leader / etcd put", "zkv", "PUT ack leader", "etcd", "put", 0),
 		mk("zkv GET local / etcd get serializable", "zkv", "GET local", "etcd", "get serializable", 1),
-		mk("zkv GET local / HTTP ceiling", "zkv", "GET local", "ceiling", "GET fixed body", 0.6),
+		mk("zkv GET local / HTTP ceiling", "zkv", "GET local", "ceiling", "GET fixed body", 0.9),
 		mk("zkv GET local / Redis GET replica", "zkv", "GET local", "redis", "GET from a replica", 0),
-		mk("zkv GET leader / etcd get linearizable", "zkv", "GET ?consistency=leader", "etcd", "get linearizable", 0),
+		mk("zkv GET leader / etcd get linearizable", "zkv", "GET ?consistency=leader", "etcd", "get linearizable", 2.0),
 		mk("zkv 90/10 mix / etcd 90/10 mix", "zkv", "90% GET local / 10% PUT ack all", "etcd", "90% get serializable / 10% put", 0),
 		mk("zkv 90/10 mix / Redis 90/10 mix", "zkv", "90% GET local / 10% PUT ack all", "redis", "90% GET replica / 10% SET+WAIT", 0),
+		mkAt(fmt.Sprintf("zkv PUT ack all, %d servers / 3 servers", scaleTo), o.ScaleClients, "zkv", "PUT ack all", scaleTo, "zkv", "PUT ack all", 3, 0.8),
 	}
 }
 
@@ -156,7 +191,7 @@ func loadMarkdown(o loadOptions, run *loadRun, when time.Time, took time.Duratio
 	}
 
 	w("## Targets (%d clients, %d-byte values)\n\n", o.SizeClients, o.ValueSizes[0])
-	w("| ratio | numerator ops/s | denominator ops/s | ratio | target | verdict |\n|---|---:|---:|---:|---:|---|\n")
+	w("| ratio | numerator | denominator | ratio | target | verdict |\n|---|---:|---:|---:|---:|---|\n")
 	for _, r := range o.ratios(run) {
 		if !r.OK {
 			w("| %s | | | n/a | | not measured |\n", r.Name)
@@ -165,12 +200,15 @@ func loadMarkdown(o loadOptions, run *loadRun, when time.Time, took time.Duratio
 		target, verdict := "", ""
 		if r.HasTarget {
 			target = fmt.Sprintf(">= %.2g", r.Target)
+			if r.P99 {
+				target = fmt.Sprintf("<= %.2g", r.Target)
+			}
 			verdict = "met"
-			if r.value() < r.Target {
+			if !r.met() {
 				verdict = "**missed**"
 			}
 		}
-		w("| %s | %s | %s | %.2f | %s | %s |\n", r.Name, fmtOps(r.Num.Result.Throughput()), fmtOps(r.Den.Result.Throughput()), r.value(), target, verdict)
+		w("| %s | %s | %s | %.2f | %s | %s |\n", r.Name, r.cellText(r.Num), r.cellText(r.Den), r.value(), target, verdict)
 	}
 	w("\nThe failover targets are in [election-latency.md](election-latency.md).\n\n")
 

@@ -95,12 +95,16 @@ func (o loadOptions) profileCell(ctx context.Context, cl zkvCluster, cell loadCe
 	return p
 }
 
+// benchToken is the cluster token of the profiled cluster: /debug/pprof/ is behind it.
+const benchToken = "zkv-bench-profile"
+
 func fetchProfile(ctx context.Context, addr string, seconds int, file string) error {
 	hc := &http.Client{Timeout: time.Duration(seconds)*time.Second + 15*time.Second}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, seconds), nil)
 	if err != nil {
 		return err
 	}
+	req.Header.Set("Authorization", "Bearer "+benchToken)
 	resp, err := hc.Do(req)
 	if err != nil {
 		return err
@@ -160,6 +164,9 @@ func profileGroups() []profileGroup {
 		{Name: "garbage collector (gcBgMarkWorker)", Match: has("runtime.gcBgMarkWorker")},
 		{Name: "HTTP server (net/http.(*conn).serve)", Match: has("net/http.(*conn).serve")},
 		{Name: "HTTP client to followers (net/http.(*persistConn))", Match: has("net/http.(*persistConn).readLoop", "net/http.(*persistConn).writeLoop", "net/http.(*Transport).roundTrip")},
+		{Name: "replication stream, serving side (forwarded writes, appends)", Match: has("replication.(*StreamServer).Serve")},
+		{Name: "replication stream, calling side (appends to the followers)", Match: has("replication.(*StreamTransport).Append", "replication.(*streamConn).readLoop")},
+		{Name: "fan-out workers (replication.(*Fanout).run, commitLoop)", Match: has("replication.(*Fanout).run", "replication.(*Fanout).commitLoop")},
 		{Name: "JSON (encoding/json)", Match: has("encoding/json.")},
 		{Name: "logging (log/slog)", Match: has("log/slog.")},
 		{Name: "memory allocation (runtime.mallocgc)", Match: has("runtime.mallocgc")},

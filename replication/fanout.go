@@ -2,6 +2,7 @@ package replication
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -124,14 +125,21 @@ type Config struct {
 	MaxBatchBytes     int64         // most key+value bytes per append (one entry at least); default 8 MiB
 	HeartbeatInterval time.Duration // idle replicas get an empty append this often; default 1s, < 0: off
 
-	// Peers carries the requests to the replicas; default an HTTPTransport made of Token,
-	// RequestTimeout, SnapshotTimeout, RetryWait*, RetryMax and Transport, closed by Close.
+	// Peers carries the requests to the replicas; default a StreamTransport (appends on one
+	// long-lived binary stream per replica) over an HTTPTransport (snapshots, and replicas
+	// without the stream) made of Token, RequestTimeout, SnapshotTimeout, RetryWait*,
+	// RetryMax and Transport, both closed by Close.
 	// When set, those fields (but RetryWait*, the Fanout's own backoff) are ignored, and
 	// Close leaves it open.
 	Peers Transport
 	// Transport carries the default HTTPTransport's requests; default a private
 	// *http.Transport closed by Close.
 	Transport http.RoundTripper
+	// NoStream makes the default Peers send appends as HTTP requests too, one per batch.
+	NoStream bool
+	// StreamTLS runs the default StreamTransport's streams over TLS (the peers' listeners
+	// speak TLS only); nil: plain TCP.
+	StreamTLS *tls.Config
 	Observer  Observer     // optional
 	Logger    *slog.Logger // discarded when nil
 }
@@ -221,6 +229,7 @@ type replica struct {
 	added      time.Time // when its stream began
 	cancel     context.CancelFunc
 	notify     chan struct{} // capacity 1: "the log grew"
+	committed  chan struct{} // capacity 1: "the commit index moved" (commitLoop)
 
 	// Guarded by Fanout.mu.
 	match     uint64
@@ -244,6 +253,7 @@ type Fanout struct {
 	logger *slog.Logger
 	peers  Transport
 	owned  *HTTPTransport // the default transport, closed by Close; nil when cfg.Peers was given
+	stream *StreamTransport
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -300,6 +310,13 @@ func NewFanout(cfg Config) (*Fanout, error) {
 			return nil, err
 		}
 		f.peers, f.owned = t, t
+		if !cfg.NoStream {
+			st, err := NewStreamTransport(StreamTransportConfig{Token: cfg.Token, RequestTimeout: cfg.RequestTimeout, HTTP: t, TLS: cfg.StreamTLS})
+			if err != nil {
+				return nil, err
+			}
+			f.peers, f.stream = st, st
+		}
 	}
 	f.last.index, f.last.epoch = cfg.Log.Last()
 	f.commit, f.applied, f.since = cfg.Applied, cfg.Applied, time.Now()
@@ -470,6 +487,10 @@ func (f *Fanout) applyCommitted() {
 		case r.notify <- struct{}{}:
 		default:
 		}
+		select {
+		case r.committed <- struct{}{}:
+		default:
+		}
 	}
 	f.mu.Unlock()
 }
@@ -524,6 +545,10 @@ func (f *Fanout) SetReplicas(addrs []string) {
 		changed = true
 		f.wg.Add(1)
 		go f.run(ctx, r, f.last)
+		if f.cfg.Mode == AckAll {
+			f.wg.Add(1)
+			go f.commitLoop(ctx, r)
+		}
 		f.logger.Info("replica added", "replica", addr, "from_index", f.last.index)
 	}
 	if changed {
@@ -532,7 +557,7 @@ func (f *Fanout) SetReplicas(addrs []string) {
 }
 
 func (f *Fanout) newReplica(addr string) *replica {
-	return &replica{addr: addr, notify: make(chan struct{}, 1), added: time.Now()}
+	return &replica{addr: addr, notify: make(chan struct{}, 1), committed: make(chan struct{}, 1), added: time.Now()}
 }
 
 // Enqueue tells the workers the Log has grown to include entries. The caller appends them
@@ -638,6 +663,15 @@ func (f *Fanout) await(ctx context.Context, mode AckMode, what string, done func
 
 // awaitCond blocks until cond, evaluated with f.mu held, holds.
 func (f *Fanout) awaitCond(ctx context.Context, what string, cond func() (int, bool)) (acked int, err error) {
+	var tick <-chan time.Time
+	if f.cfg.LagMax > 0 { // a replica's lag passing LagMax changes the answer, not an event
+		// One ticker per wait, not a timer per wake-up: every ack wakes every waiter, and a
+		// timer made and stopped each time cost a leader under load some 5% of its CPU
+		// (time.NewTimer and the timer locks in select).
+		t := time.NewTicker(f.cfg.LagMax / 4)
+		defer t.Stop()
+		tick = t.C
+	}
 	for {
 		f.mu.Lock()
 		acked, ok := cond()
@@ -651,20 +685,11 @@ func (f *Fanout) awaitCond(ctx context.Context, what string, cond func() (int, b
 		case closed:
 			return acked, ErrClosed
 		}
-		var tick <-chan time.Time
-		var t *time.Timer
-		if f.cfg.LagMax > 0 { // a replica's lag passing LagMax changes the answer, not an event
-			t = time.NewTimer(f.cfg.LagMax / 4)
-			tick = t.C
-		}
 		select {
 		case <-ch:
 		case <-tick:
 		case <-ctx.Done():
 			return acked, fmt.Errorf("replication: %s: %w", what, ctx.Err())
-		}
-		if t != nil {
-			t.Stop()
 		}
 	}
 }
@@ -725,6 +750,9 @@ func (f *Fanout) Close() error {
 		f.mu.Unlock()
 		f.cancel()
 		f.wg.Wait()
+		if f.stream != nil {
+			f.stream.Close()
+		}
 		if f.owned != nil {
 			f.owned.Close()
 		}
@@ -873,6 +901,61 @@ func (f *Fanout) run(ctx context.Context, r *replica, pos position) {
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// commitLoop tells the replica a new commit index as soon as it moves, without waiting
+// for the worker's append in flight to come back: under AckAll a write waits for every
+// in-sync replica to apply it, and a replica applies only what it knows is committed, so
+// this saves a write up to a round trip.
+//
+// Its append is empty and starts at the replica's acknowledged position (match): the
+// replica holds that entry with that epoch already (a leader's own entries are never
+// dropped by a replica it streams to in order), so the append can only confirm it and
+// apply up to min(commit, match); it changes nothing else. Notices go only to a replica
+// that named its incarnation (every server does): To then makes a restarted process at the
+// address refuse it, rather than take it as a fresh replica's base. Its answer only raises
+// what the replica has applied; any error is left to the worker, which finds it on its
+// next append (a new incarnation, a newer epoch, an unreachable replica).
+func (f *Fanout) commitLoop(ctx context.Context, r *replica) {
+	defer f.wg.Done()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.committed:
+		}
+		f.mu.Lock()
+		commit, match, acked, inc := f.commit, r.match, r.acked, r.inc
+		stale := !acked || inc == "" || commit <= r.sentCommit || r.applied >= min(commit, match)
+		inSync := f.inSyncLocked(r.addr)
+		f.mu.Unlock()
+		if stale {
+			continue
+		}
+		epoch, ok := f.cfg.Log.EpochAt(match)
+		if !ok {
+			continue // the worker is sending a snapshot, or will
+		}
+		req := AppendRequest{Epoch: f.cfg.Epoch, Leader: f.cfg.Self, PrevIndex: match, PrevEpoch: epoch,
+			Entries: []kvstore.Entry{}, Commit: commit, InSync: inSync, To: inc}
+		resp, err := f.peers.Append(ctx, r.addr, req)
+		if err != nil || resp.Incarnation != inc {
+			f.logger.Debug("commit notice not taken", "replica", r.addr, "commit", commit, "error", err)
+			continue
+		}
+		f.mu.Lock()
+		changed := false
+		if r.inc == inc && r.acked {
+			r.sentCommit = max(r.sentCommit, commit)
+			if resp.Applied > r.applied {
+				r.applied, changed = resp.Applied, true
+			}
+		}
+		if changed {
+			f.broadcast()
+		}
+		f.mu.Unlock()
 	}
 }
 

@@ -116,7 +116,7 @@ func WriteSnapshotStream(w io.Writer, h SnapshotHeader, entries []kvstore.Entry)
 	}
 	buf := make([]byte, 0, 256)
 	for _, e := range entries {
-		buf = appendEntry(buf[:0], e)
+		buf = appendSnapshotEntry(buf[:0], e)
 		if err := writeRecord(bw, recordEntry, buf); err != nil {
 			return err
 		}
@@ -146,7 +146,9 @@ func writeRecord(w *bufio.Writer, kind byte, payload []byte) error {
 	return err
 }
 
-func appendEntry(b []byte, e kvstore.Entry) []byte {
+// appendSnapshotEntry encodes one entry of a snapshot stream (the stream's own layout; the
+// append encoding is wire_binary.go's appendEntry).
+func appendSnapshotEntry(b []byte, e kvstore.Entry) []byte {
 	b = binary.AppendUvarint(b, uint64(len(e.Key)))
 	b = append(b, e.Key...)
 	b = binary.AppendUvarint(b, uint64(len(e.Value)))

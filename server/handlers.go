@@ -125,6 +125,7 @@ func (s *Server) routes() *echo.Echo {
 
 	in := e.Group("/internal/v1", s.requirePeerCert, s.authorize)
 	in.POST("/append", s.handleAppend)
+	in.GET("/stream", s.handleStream)
 	in.POST("/snapshot", s.handleInstallSnapshot)
 	in.POST("/hello", s.handleHello)
 	in.GET("/position", s.handlePosition)
@@ -711,7 +712,7 @@ func (s *Server) leaderWrite(ctx context.Context, op, key string, apply entryFun
 	s.metrics.writes.WithLabelValues(op, "ok").Inc()
 	// One line per write, once its fate is known: applied at this index and version,
 	// replicated with these acks (half the log volume of a line per step).
-	s.logger.Info("write applied and replicated", "op", op, "key", shortKey(key), "index", e.Index,
+	s.logger.Log(ctx, s.writeLevel, "write applied and replicated", "op", op, "key", shortKey(key), "index", e.Index,
 		"version", e.Version, "epoch", ld.epoch, "acks", acked, "ack", s.cfg.Ack,
 		"took", time.Since(start).Round(time.Microsecond))
 	return writeResult{entry: e, found: true, epoch: ld.epoch}, nil
@@ -737,6 +738,11 @@ func (s *Server) forward(c echo.Context, body []byte) error {
 	if leader == "" || leader == s.cfg.Address {
 		s.metrics.forwarded.WithLabelValues("no_leader").Inc()
 		return unavailable(CodeNoLeader, ErrNoLeader, "no leader known")
+	}
+	if s.fwdStream != nil {
+		if done, err := s.streamForward(c, leader, body); done {
+			return err
+		}
 	}
 	var rd io.Reader = http.NoBody
 	if body != nil {
@@ -787,21 +793,30 @@ func (s *Server) forward(c echo.Context, body []byte) error {
 		}
 		return unavailable(CodeLeaderUnreachable, ErrLeaderUnreachable, "leader %s: read answer: %v", leader, err)
 	}
-	s.metrics.forwarded.WithLabelValues(strconv.Itoa(resp.StatusCode)).Inc()
-	if r.Method != http.MethodGet {
-		s.logger.Info("write forwarded", "method", r.Method, "path", shortKey(r.URL.Path), "leader", leader,
-			"status", resp.StatusCode, "took", time.Since(start).Round(time.Microsecond))
-	}
+	var hs [][2]string
 	for _, h := range relayedHeaders {
 		if v := resp.Header.Get(h); v != "" {
-			c.Response().Header().Set(h, v)
+			hs = append(hs, [2]string{h, v})
 		}
 	}
-	ct := resp.Header.Get(echo.HeaderContentType)
+	return s.relay(c, leader, start, resp.StatusCode, resp.Header.Get(echo.HeaderContentType), hs, data)
+}
+
+// relay sends the leader's answer to a forwarded request as this server's.
+func (s *Server) relay(c echo.Context, leader string, start time.Time, status int, ct string, headers [][2]string, data []byte) error {
+	r := c.Request()
+	s.metrics.forwarded.WithLabelValues(strconv.Itoa(status)).Inc()
+	if r.Method != http.MethodGet {
+		s.logger.Log(r.Context(), s.writeLevel, "write forwarded", "method", r.Method, "path", shortKey(r.URL.Path), "leader", leader,
+			"status", status, "took", time.Since(start).Round(time.Microsecond))
+	}
+	for _, h := range headers {
+		c.Response().Header().Set(h[0], h[1])
+	}
 	if ct == "" {
 		ct = echo.MIMEApplicationJSON
 	}
-	return c.Blob(resp.StatusCode, ct, data)
+	return c.Blob(status, ct, data)
 }
 
 // relayedHeaders are the leader's answer headers a follower passes on with its body.

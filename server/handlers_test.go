@@ -137,6 +137,10 @@ type stubReq struct {
 func newStubLeader(t *testing.T) *stubLeader {
 	s := &stubLeader{}
 	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/internal/v1/stream" {
+			http.NotFound(w, r) // as a server before the stream: the follower forwards over HTTP
+			return
+		}
 		body := new(strings.Builder)
 		_, _ = io.Copy(body, r.Body)
 		s.mu.Lock()

@@ -51,11 +51,21 @@ func (s *Server) handleAppend(c echo.Context) error {
 	if err != nil {
 		return replicationError(c, err)
 	}
-	s.catchUpView(c.Request().Context(), req.Leader, req.Epoch)
-	resp, err := s.follower.Append(c.Request().Context(), req)
+	resp, err := s.takeAppend(c.Request().Context(), req)
+	if err != nil {
+		return replicationError(c, err)
+	}
+	return c.JSON(http.StatusOK, resp)
+}
+
+// takeAppend is a leader's append, from POST /internal/v1/append or the stream: the
+// Follower checks the epoch fence, the sender (CheckLeader) and the incarnation.
+func (s *Server) takeAppend(ctx context.Context, req replication.AppendRequest) (replication.AppendResponse, error) {
+	s.catchUpView(ctx, req.Leader, req.Epoch)
+	resp, err := s.follower.Append(ctx, req)
 	if err != nil {
 		s.logReplicaRefusal("append", req.Leader, req.Epoch, err)
-		return replicationError(c, err)
+		return resp, err
 	}
 	s.streamEpoch.Store(req.Epoch)
 	s.lastContact.Store(time.Now().UnixNano())
@@ -63,7 +73,14 @@ func (s *Server) handleAppend(c echo.Context) error {
 		s.logger.Debug("appended", "leader", req.Leader, "epoch", req.Epoch, "entries", len(req.Entries),
 			"last_index", resp.LastIndex)
 	}
-	return c.JSON(http.StatusOK, resp)
+	return resp, nil
+}
+
+// handleStream upgrades to the replication stream (replication.PathStream); the
+// cluster token was checked by authorize.
+func (s *Server) handleStream(c echo.Context) error {
+	s.streams.ServeHTTP(c.Response(), c.Request())
+	return nil
 }
 
 // viewRefreshTimeout bounds catchUpView's wait for the election.

@@ -39,21 +39,28 @@ const (
 // view, the leader's fan-out and the replica's apply side. Create it with New (or Open),
 // then Run it, or Start it and later Shutdown.
 type Server struct {
-	cfg      Config
-	ack      replication.AckMode
-	logger   *slog.Logger
-	elector  Elector
-	store    Store
-	newRepl  ReplicatorFactory
-	insync   InSyncStore
-	log      *replication.Log
-	follower *replication.Follower
-	echo     *echo.Echo
-	metrics  *metrics
-	fwd      *http.Client
-	fwdTr    *http.Transport
-	tls      *tlsConfigs     // nil without TLS
-	replTr   *http.Transport // the fan-outs' requests over TLS; nil without
+	cfg    Config
+	ack    replication.AckMode
+	logger *slog.Logger
+	// writeLevel is the level of the per-write log lines (Config.LogWrites).
+	writeLevel slog.Level
+	elector    Elector
+	store      Store
+	newRepl    ReplicatorFactory
+	insync     InSyncStore
+	log        *replication.Log
+	follower   *replication.Follower
+	echo       *echo.Echo
+	metrics    *metrics
+	fwd        *http.Client
+	fwdTr      *http.Transport
+	// fwdStream forwards client requests to the leader on the stream; streams serves the
+	// streams other servers open to this one (their appends and forwards).
+	fwdStream *replication.StreamClient
+	streams   *replication.StreamServer
+	legacy    legacyLeaders
+	tls       *tlsConfigs     // nil without TLS
+	replTr    *http.Transport // the fan-outs' requests over TLS; nil without
 
 	// writeMu serialises the leader's writes and the role changes: a write sees one
 	// leadership from its check to its Enqueue.
@@ -180,10 +187,16 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 
 	s := &Server{
-		cfg:      cfg,
-		ack:      cfg.ackMode(),
-		logger:   logger,
-		elector:  deps.Elector,
+		cfg:     cfg,
+		ack:     cfg.ackMode(),
+		logger:  logger,
+		elector: deps.Elector,
+		writeLevel: func() slog.Level {
+			if cfg.LogWrites {
+				return slog.LevelInfo
+			}
+			return slog.LevelDebug
+		}(),
 		store:    store,
 		newRepl:  newRepl,
 		insync:   insync,
@@ -214,10 +227,12 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil, err
 	}
 	s.fwdTr = &http.Transport{
-		Proxy:               nil, // server-to-server traffic never goes through a proxy
-		DialContext:         (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns:        64,
-		MaxIdleConnsPerHost: 16,
+		Proxy:        nil, // server-to-server traffic never goes through a proxy
+		DialContext:  (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns: 1024,
+		// As many idle connections as concurrent forwards: a smaller pool closes the
+		// surplus after each burst and dials again (a TCP handshake per forwarded write).
+		MaxIdleConnsPerHost: 512,
 		IdleConnTimeout:     60 * time.Second,
 	}
 	if s.tls, err = loadTLS(cfg); err != nil {
@@ -228,6 +243,13 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		s.replTr = s.fwdTr.Clone()
 	}
 	s.fwd = &http.Client{Transport: s.fwdTr, Timeout: cfg.WriteTimeout + 2*time.Second}
+	scfg := replication.StreamClientConfig{Token: cfg.ClusterToken}
+	if s.tls != nil {
+		scfg.TLS = s.tls.client
+	}
+	s.fwdStream = replication.NewStreamClient(scfg)
+	s.streams = &replication.StreamServer{Handler: streamHandler{s}, MaxFrameBytes: int(cfg.appendLimit()),
+		Logger: logger.With("component", "stream")}
 	s.metrics = newMetrics(
 		func() float64 { return float64(s.store.Len()) },
 		func() float64 { i, _ := s.store.Last(); return float64(i) },
@@ -370,6 +392,7 @@ func (s *Server) shutdown(ctx context.Context) error {
 			_ = s.httpSrv.Close()
 		}
 	}
+	_ = s.streams.Close() // hijacked: http.Server.Shutdown neither waits for nor closes them
 	s.cancel()
 	s.wg.Wait()
 	s.writeMu.Lock()
@@ -385,6 +408,7 @@ func (s *Server) shutdown(ctx context.Context) error {
 	if s.replTr != nil {
 		s.replTr.CloseIdleConnections()
 	}
+	_ = s.fwdStream.Close()
 	if err := s.elector.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("server: close election: %w", err))
 	}
@@ -567,6 +591,7 @@ func (s *Server) becomeLeader(epoch int64, members []election.Member) {
 	rc.Token = s.cfg.ClusterToken
 	if s.replTr != nil && rc.Transport == nil && rc.Peers == nil {
 		rc.Transport = httpsOnly{s.replTr}
+		rc.StreamTLS = s.tls.client
 	}
 	rc.Mode = s.ack
 	rc.Applied = applied

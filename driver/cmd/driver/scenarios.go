@@ -219,8 +219,9 @@ func scenariosIn(ctx context.Context, f scenarioFlags, runDir string, logger *sl
 			Servers:   f.servers,
 			ZooKeeper: zk.Servers(),
 			LogDir:    runDir,
-			Args:      []string{"-session_timeout", f.sessionTimeout.String(), "-ack", f.ack},
-			Logger:    logger,
+			// -log_writes: the logs show every write's trail (Debug otherwise).
+			Args:   []string{"-session_timeout", f.sessionTimeout.String(), "-ack", f.ack, "-log_writes"},
+			Logger: logger,
 		})
 		if err != nil {
 			return failed("servers: %v", err)

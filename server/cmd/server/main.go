@@ -94,6 +94,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 		logFormat     = fs.String("log_format", "text", "log format: text or json")
 		advertise     = fs.String("advertise", "", "host:port other servers reach this one at, registered in ZooKeeper (default host:port)")
 		pprofOn       = fs.Bool("pprof", false, "serve CPU and heap profiles under /debug/pprof/")
+		logWrites     = fs.Bool("log_writes", false, "log every write at Info (default: Debug, off the hot path)")
 		lagMax        = fs.Duration("replica_lag_max", server.DefaultReplicaLagMax, "how long an in-sync replica may fail to catch up before writes stop waiting for it")
 		minInSync     = fs.Int("min_insync", 1, "the smallest in-sync set, the leader included, the leader shrinks it to (Kafka's min.insync.replicas); with 2 a write is never acknowledged on one server alone")
 		uncleanAfter  = fs.Duration("unclean_after", 0, "how long a new leader waits for in-sync members that are gone before it leads without them, losing what only they held (default 2 x session_timeout; negative: never)")
@@ -169,7 +170,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	cfg := server.Config{
 		Host: *host, Port: *port, ID: *id, ZooKeeper: ens, SessionTimeout: sto, ClusterToken: *token,
 		Ack: *ack, MaxKeyBytes: *maxKey, MaxValueBytes: *maxValue, SyncOnJoin: *syncOnJoin,
-		Address: *advertise, UnsafeDisableFencing: *noFence, Pprof: *pprofOn,
+		Address: *advertise, UnsafeDisableFencing: *noFence, Pprof: *pprofOn, LogWrites: *logWrites,
 		TLSCert: *tlsCert, TLSKey: *tlsKey, TLSCA: *tlsCA,
 		ReplicaLagMax: *lagMax, UncleanAfter: *uncleanAfter, MinInSync: *minInSync, QuotaBytes: quotaBytes, MaxWatchers: *maxWatchers,
 	}
