@@ -106,10 +106,8 @@ func (s *Server) catchUp(ctx context.Context, epoch int64, members []election.Me
 			// incarnation has restarted: what it held is gone for good.
 			gone := map[string]bool{}
 			for _, r := range rec.Members {
-				for _, m := range members {
-					if m.ID == r.ID && m.Meta[metaIncarnation] != "" && m.Meta[metaIncarnation] != r.Incarnation {
-						gone[r.ID] = true
-					}
+				if reincarnated(members, r) {
+					gone[r.ID] = true
 				}
 				for _, p := range peers {
 					if p.id == r.ID && p.pos.Incarnation != "" && p.pos.Incarnation != r.Incarnation {

@@ -75,6 +75,11 @@ func (b *epochBase) set(base, gen int64, settled bool) {
 		b.logger.Info("epoch base", "base", base, "was", b.base, "generation", gen)
 	}
 	b.base, b.gen, b.settled = base, gen, settled
+	b.notifyLocked()
+}
+
+// notifyLocked wakes whoever waits on the current changed channel. Call with mu.
+func (b *epochBase) notifyLocked() {
 	close(b.changed)
 	b.changed = make(chan struct{})
 }
@@ -84,8 +89,7 @@ func (b *epochBase) unsettle() {
 	defer b.mu.Unlock()
 	if b.settled {
 		b.settled = false
-		close(b.changed)
-		b.changed = make(chan struct{})
+		b.notifyLocked()
 	}
 }
 

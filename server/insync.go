@@ -135,6 +135,15 @@ func replicaOf(m election.Member) Replica {
 	return Replica{ID: m.ID, Incarnation: m.Meta[metaIncarnation]}
 }
 
+// reincarnated reports whether r's ID is registered among members as another incarnation:
+// r has restarted, and what it held is gone for good.
+func reincarnated(members []election.Member, r Replica) bool {
+	return slices.ContainsFunc(members, func(m election.Member) bool {
+		o := replicaOf(m)
+		return m.Node != "" && o.ID == r.ID && o.Incarnation != "" && o.Incarnation != r.Incarnation
+	})
+}
+
 func (s *Server) self() Replica { return Replica{ID: s.cfg.ID, Incarnation: s.cfg.Incarnation} }
 
 func encodeRecord(rec InSyncRecord) ([]byte, error) { return json.Marshal(rec) }
@@ -258,12 +267,6 @@ func (s *Server) reviewInSync(ld *leadership, members []election.Member) (outsid
 	// A member whose ID is registered under another incarnation has restarted: what it held
 	// is gone, and its address now answers for the new process (whose stats must not keep
 	// the old one in the set).
-	restarted := func(r Replica) bool {
-		return slices.ContainsFunc(members, func(m election.Member) bool {
-			o := replicaOf(m)
-			return m.Node != "" && o.ID == r.ID && o.Incarnation != "" && o.Incarnation != r.Incarnation
-		})
-	}
 	removals := map[Replica]string{}
 	for _, r := range rec.Members {
 		if r == s.self() {
@@ -272,7 +275,7 @@ func (s *Server) reviewInSync(ld *leadership, members []election.Member) (outsid
 		addr, hasAddr := addrOf[r]
 		st, known := stats[addr]
 		switch {
-		case restarted(r):
+		case reincarnated(members, r):
 			removals[r] = "restarted: its ID is registered as a new incarnation"
 		case !hasAddr && time.Since(ld.since) > lagMax:
 			removals[r] = "no address known"

@@ -250,7 +250,7 @@ func clusterSecret(ctx context.Context, conn *zk.Conn, path string) (string, err
 			var b [32]byte
 			_, _ = rand.Read(b[:])
 			secret := hex.EncodeToString(b[:])
-			if _, err := conn.Create(path[:strings.LastIndex(path, "/")], nil, 0, zk.WorldACL(zk.PermAll)); err != nil && !errors.Is(err, zk.ErrNodeExists) {
+			if err := ensureParents(conn, path[:strings.LastIndex(path, "/")], zk.WorldACL(zk.PermAll)); err != nil {
 				ch <- result{"", err}
 				return
 			}
