@@ -516,7 +516,11 @@ func (s *Server) onView(prev, v election.View) {
 	} else if s.leadPtr.Load() != nil {
 		s.endLeadership("lost leadership")
 	}
-	if !s.synced.Load() && v.Leader.Address != "" && !v.IsLeader && !s.syncing.Swap(true) {
+	// A leader named by our own ID or address is our previous incarnation, its node not yet
+	// expired: there is nothing to copy from it (this process would answer itself with its
+	// own empty store and count as synced). Wait for the real leader's view.
+	ghost := v.Leader.ID == s.cfg.ID || v.Leader.Address == s.cfg.Address
+	if !s.synced.Load() && v.Leader.Address != "" && !v.IsLeader && !ghost && !s.syncing.Swap(true) {
 		s.goFunc(func() {
 			defer s.syncing.Store(false)
 			s.syncOnJoin(v)
