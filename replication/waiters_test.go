@@ -1,0 +1,82 @@
+package replication
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+// A change releases exactly the blocked Waits whose condition now holds, in one pass, and
+// leaves the others queued; a cancelled Wait leaves its queue; Close releases the rest.
+func TestWaitReleasesOnlyReadyWaiters(t *testing.T) {
+	l := newTestLeader(t, Config{Mode: AckLeader}, LogConfig{})
+	f := l.fan
+	const n = 50
+	type result struct {
+		index uint64
+		err   error
+	}
+	done := make(chan result, n)
+	for i := uint64(1); i <= n; i++ {
+		go func() {
+			_, err := f.Wait(context.Background(), i, AckLeader)
+			done <- result{i, err}
+		}()
+	}
+	queued := func() int {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return len(f.waits[kindWait][AckLeader].ws)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for queued() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d Waits queued", queued(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// With no replica, a Wait under AckLeader holds once the leader applied its index.
+	f.mu.Lock()
+	f.applied = 20
+	f.broadcast()
+	f.mu.Unlock()
+	for range 20 {
+		r := <-done
+		if r.err != nil || r.index > 20 {
+			t.Fatalf("Wait(%d) = %v after applying up to 20", r.index, r.err)
+		}
+	}
+	if q := queued(); q != n-20 {
+		t.Fatalf("%d Waits still queued, want %d", q, n-20)
+	}
+	select {
+	case r := <-done:
+		t.Fatalf("Wait(%d) returned (%v) before its index applied", r.index, r.err)
+	case <-time.After(50 * time.Millisecond):
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { _, err := f.Wait(ctx, 1000, AckLeader); errc <- err }()
+	for queued() < n-20+1 {
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled Wait: %v", err)
+	}
+	if q := queued(); q != n-20 {
+		t.Fatalf("a cancelled Wait stayed queued: %d, want %d", q, n-20)
+	}
+
+	f.Close()
+	for range n - 20 {
+		if r := <-done; !errors.Is(r.err, ErrClosed) {
+			t.Fatalf("Wait(%d) across Close: %v", r.index, r.err)
+		}
+	}
+	if q := queued(); q != 0 {
+		t.Fatalf("%d Waits queued after Close", q)
+	}
+}
