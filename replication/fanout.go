@@ -70,6 +70,7 @@ const (
 	DefaultRetryWaitMax      = 500 * time.Millisecond
 	DefaultRetryMax          = 3
 	DefaultMaxBatch          = 512
+	DefaultMaxInFlight       = 4
 	DefaultMaxBatchBytes     = 8 << 20
 	DefaultHeartbeatInterval = time.Second
 	maxResponseBytes         = 1 << 20
@@ -116,13 +117,18 @@ type Config struct {
 	// a fresh replica whose base is there misses nothing (see AppendRequest.Complete).
 	Complete func(index uint64) bool
 
-	RequestTimeout    time.Duration // per HTTP attempt of an append; default 2s
-	SnapshotTimeout   time.Duration // per HTTP attempt of a snapshot; default 30s
-	RetryWaitMin      time.Duration // backoff floor (HTTP retries and the probes after a failure); default 10ms
-	RetryWaitMax      time.Duration // backoff ceiling; default 500ms
-	RetryMax          int           // retries of one request by retryablehttp; 0: default 3, < 0: none
-	MaxBatch          int           // most entries per append; default 512
-	MaxBatchBytes     int64         // most key+value bytes per append (one entry at least); default 8 MiB
+	RequestTimeout  time.Duration // per HTTP attempt of an append; default 2s
+	SnapshotTimeout time.Duration // per HTTP attempt of a snapshot; default 30s
+	RetryWaitMin    time.Duration // backoff floor (HTTP retries and the probes after a failure); default 10ms
+	RetryWaitMax    time.Duration // backoff ceiling; default 500ms
+	RetryMax        int           // retries of one request by retryablehttp; 0: default 3, < 0: none
+	MaxBatch        int           // most entries per append; default 512
+	MaxBatchBytes   int64         // most key+value bytes per append (one entry at least); default 8 MiB
+	// MaxInFlight bounds the appends in flight to one replica when Peers is a Pipeliner
+	// (the stream is): the worker sends what is new without waiting for the answers to
+	// what it sent before, up to this many; default 4, 1: one at a time. Together with
+	// MaxBatch and MaxBatchBytes it bounds what a slow replica can have outstanding.
+	MaxInFlight       int
 	HeartbeatInterval time.Duration // idle replicas get an empty append this often; default 1s, < 0: off
 
 	// Peers carries the requests to the replicas; default a StreamTransport (appends on one
@@ -160,6 +166,9 @@ func (c Config) withDefaults() Config {
 	} else if c.RetryMax < 0 {
 		c.RetryMax = 0
 	}
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = DefaultMaxInFlight
+	}
 	if c.MaxBatch == 0 {
 		c.MaxBatch = DefaultMaxBatch
 	}
@@ -185,6 +194,9 @@ func (c Config) Validate() error {
 	if c.RequestTimeout < 0 || c.SnapshotTimeout < 0 || c.RetryWaitMin < 0 || c.RetryWaitMax < c.RetryWaitMin {
 		errs = append(errs, errors.New("timeouts must be positive and RetryWaitMax >= RetryWaitMin"))
 	}
+	if c.MaxInFlight < 0 {
+		errs = append(errs, fmt.Errorf("MaxInFlight %d is negative", c.MaxInFlight))
+	}
 	if c.MaxBatch < 1 || c.MaxBatchBytes < 1 {
 		errs = append(errs, errors.New("MaxBatch and MaxBatchBytes must be positive"))
 	}
@@ -205,6 +217,10 @@ type ReplicaStats struct {
 	Up         bool   `json:"up"` // the last request got an answer
 	Applied    uint64 `json:"applied"`
 	Partial    bool   `json:"partial,omitempty"`
+	// InFlight is how many appends to the replica await their answer (at most
+	// Config.MaxInFlight); PeakInFlight the most at once in this leadership.
+	InFlight     int `json:"in_flight"`
+	PeakInFlight int `json:"peak_in_flight"`
 	// CaughtUp is when the replica last held everything the leader had enqueued (zero:
 	// never in this leadership).
 	CaughtUp time.Time `json:"caught_up"`
@@ -237,6 +253,8 @@ type replica struct {
 	confirmed uint64 // the newest Barrier round a request sent after it began has answered
 	retries   uint64
 	snapshots uint64
+	inFlight  int // appends in flight now (the pipeline's window in use)
+	peak      int // the most appends ever in flight at once
 	lastErr   string
 	up        bool
 }
@@ -838,7 +856,7 @@ func (f *Fanout) Stats() []ReplicaStats {
 	for _, r := range f.replicas {
 		s := ReplicaStats{Addr: r.addr, MatchIndex: r.match, Retries: r.retries, Snapshots: r.snapshots,
 			LastError: r.lastErr, Up: r.up, Applied: r.applied, Partial: r.partial, CaughtUp: r.caughtUp,
-			LaggingSince: f.laggingSince(r)}
+			LaggingSince: f.laggingSince(r), InFlight: r.inFlight, PeakInFlight: r.peak}
 		if f.last.index > r.match {
 			s.Lag = f.last.index - r.match
 		}
@@ -976,6 +994,11 @@ func (f *Fanout) run(ctx context.Context, r *replica, pos position) {
 			}
 			f.mu.Unlock()
 			pos, err = f.sendAppend(ctx, r, pos, nil)
+		} else if f.pipelined(r) {
+			pos, err = f.pipeline(ctx, r, pos)
+			if errors.Is(err, errNeedSnapshot) {
+				pos, err = f.sendSnapshot(ctx, r, pos)
+			}
 		} else if entries, ok := f.cfg.Log.EntriesFrom(pos.index+1, f.cfg.MaxBatch); ok {
 			pos, err = f.sendAppend(ctx, r, pos, trimBatch(entries, f.cfg.MaxBatchBytes))
 		} else {
@@ -1009,6 +1032,126 @@ func (f *Fanout) run(ctx context.Context, r *replica, pos position) {
 			return
 		case <-t.C:
 		}
+	}
+}
+
+var errNeedSnapshot = errors.New("replication: the replica needs a snapshot")
+
+// pipelined reports whether r's worker keeps several appends in flight: the transport
+// pipelines, the window is over one, and r has answered (its first append, the probe, goes
+// alone).
+func (f *Fanout) pipelined(r *replica) bool {
+	if _, ok := f.peers.(Pipeliner); !ok || f.cfg.MaxInFlight <= 1 {
+		return false
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return r.acked && r.inc != ""
+}
+
+// flight is an append in flight.
+type flight struct {
+	prev, end position // where it starts (the replica must hold prev) and ends
+	round     uint64   // the Barrier rounds begun when it was sent
+	commit    uint64   // the commit index it carries
+	p         *PendingAppend
+}
+
+// pipeline streams the Log to r from pos with up to MaxInFlight appends in flight: it sends
+// what is new (or an empty append for a heartbeat, a Barrier round or a new commit index)
+// whenever the window has room, and takes the answers in the order sent. It returns once
+// an answer is anything but "holds up to the end of that append": the appends still in
+// flight are let come back (the replica refuses those after a failed one, whose previous
+// position it lacks, and never drops entries for it: see Follower), and it returns what
+// sendAppend would have for that answer. errNeedSnapshot: the Log no longer holds what r
+// lacks. It returns the position r is known to hold.
+func (f *Fanout) pipeline(ctx context.Context, r *replica, pos position) (position, error) {
+	var q []flight
+	next := pos // where the next append starts
+	f.mu.Lock()
+	sentRound, sentCommit := r.confirmed, r.sentCommit
+	f.mu.Unlock()
+	force := true // the caller's waitWork said there is work
+	for {
+		for len(q) < f.cfg.MaxInFlight {
+			entries, ok := f.cfg.Log.EntriesFrom(next.index+1, f.cfg.MaxBatch)
+			if !ok {
+				if len(q) == 0 {
+					return pos, errNeedSnapshot
+				}
+				break
+			}
+			f.mu.Lock()
+			round, commit, inSync, inc := f.round, f.commit, f.inSyncLocked(r.addr), r.inc
+			f.mu.Unlock()
+			if len(entries) == 0 && !force && round <= sentRound && commit <= sentCommit {
+				break
+			}
+			force = false
+			entries = trimBatch(entries, f.cfg.MaxBatchBytes)
+			fl := flight{prev: next, end: next, round: round, commit: commit}
+			if n := len(entries); n > 0 {
+				fl.end = position{entries[n-1].Index, entries[n-1].Epoch}
+			} else {
+				entries = []kvstore.Entry{}
+			}
+			req := AppendRequest{Epoch: f.cfg.Epoch, Leader: f.cfg.Self, PrevIndex: next.index, PrevEpoch: next.epoch,
+				Entries: entries, Commit: commit, InSync: inSync, To: inc}
+			fl.p = startAppend(ctx, f.peers, r.addr, req)
+			q = append(q, fl)
+			f.mu.Lock()
+			r.inFlight = len(q)
+			r.peak = max(r.peak, len(q))
+			f.mu.Unlock()
+			next, sentRound, sentCommit = fl.end, round, commit
+		}
+		if len(q) == 0 {
+			if !f.waitWork(ctx, r, next.index) {
+				return pos, ctx.Err()
+			}
+			force = true
+			continue
+		}
+		select {
+		case <-q[0].p.Done():
+		case <-r.notify:
+			continue // more to send, if the window has room
+		case <-ctx.Done():
+			f.mu.Lock()
+			r.inFlight = 0
+			f.mu.Unlock()
+			return pos, ctx.Err() // what is in flight ends with ctx
+		}
+		fl := q[0]
+		q = q[1:]
+		f.mu.Lock()
+		r.inFlight = len(q)
+		f.mu.Unlock()
+		resp, err := fl.p.Result()
+		if err == nil && resp.LastIndex == fl.end.index && resp.LastEpoch == fl.end.epoch {
+			f.mu.Lock()
+			r.sentCommit = max(r.sentCommit, fl.commit)
+			r.inc = resp.Incarnation
+			f.mu.Unlock()
+			f.setMatch(r, fl.end.index, resp, false)
+			f.confirm(r, fl.round)
+			pos = fl.end
+			continue
+		}
+		for _, later := range q {
+			<-later.p.Done() // each is bounded by the transport's request timeout
+		}
+		f.mu.Lock()
+		r.inFlight = 0
+		f.mu.Unlock()
+		var mismatch *LogMismatchError
+		switch {
+		case err == nil:
+			return f.reconcile(ctx, r, fl.prev, position{resp.LastIndex, resp.LastEpoch}, resp)
+		case errors.As(err, &mismatch):
+			return f.reconcile(ctx, r, fl.prev, position{mismatch.LastIndex, mismatch.LastEpoch}, AppendResponse{})
+		}
+		return pos, f.refused(r, err)
 	}
 }
 

@@ -244,6 +244,9 @@ func (f *Follower) continueLog(prevIndex uint64, prevEpoch int64, entries []kvst
 		if !truncate {
 			return position{}, &LogMismatchError{LastIndex: last, LastEpoch: lastEpoch}
 		}
+		if last < prevIndex {
+			return position{}, f.gap()
+		}
 		return position{}, f.mismatch()
 	}
 	if err := f.log.Append(entries[last-prevIndex:]...); err != nil {
@@ -258,6 +261,23 @@ func (f *Follower) mismatch() error {
 	applied := f.applied()
 	if last, _ := f.log.Last(); last > applied && f.log.TruncateAfter(applied) {
 		f.logger.Info("dropped a log tail the leader's log does not continue", "from_index", applied+1, "to_index", last)
+	}
+	idx, ep := f.log.Last()
+	return &LogMismatchError{LastIndex: idx, LastEpoch: ep}
+}
+
+// gap answers an append that starts past the log's end: entries before it never arrived
+// (an append before it in the leader's pipeline failed, or it crossed a reconnect). Nothing
+// in it conflicts with the log, so nothing is dropped: the log's tail beyond the applied
+// index may be entries this leader counted towards a commit, and only a conflicting entry
+// may remove them. The answer is the applied position, which every later leader's log
+// holds (it is committed), so the leader resumes from there whatever the tail is: a tail
+// that agrees is confirmed by the appends that follow, one that does not is a conflict
+// and dropped then.
+func (f *Follower) gap() error {
+	applied := f.applied()
+	if ep, ok := f.log.EpochAt(applied); ok {
+		return &LogMismatchError{LastIndex: applied, LastEpoch: ep}
 	}
 	idx, ep := f.log.Last()
 	return &LogMismatchError{LastIndex: idx, LastEpoch: ep}

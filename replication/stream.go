@@ -207,6 +207,16 @@ func (c *streamConn) broken() bool {
 
 // call sends one frame and waits for its answer.
 func (c *streamConn) call(ctx context.Context, kind byte, payload []byte) (byte, []byte, error) {
+	id, ch, err := c.send(kind, payload)
+	if err != nil {
+		return 0, nil, err
+	}
+	return c.await(ctx, id, ch)
+}
+
+// send writes one frame of a call; await then waits for its answer. Frames are written in
+// the order send is called.
+func (c *streamConn) send(kind byte, payload []byte) (uint64, chan streamReply, error) {
 	ch := make(chan streamReply, 1)
 	c.mu.Lock()
 	if c.err != nil {
@@ -223,6 +233,10 @@ func (c *streamConn) call(ctx context.Context, kind byte, payload []byte) (byte,
 		// The frame may be partly in the socket: its fate is unknown.
 		return 0, nil, fmt.Errorf("replication: stream write: %w", err)
 	}
+	return id, ch, nil
+}
+
+func (c *streamConn) await(ctx context.Context, id uint64, ch chan streamReply) (byte, []byte, error) {
 	select {
 	case r, ok := <-ch:
 		if !ok {
@@ -299,6 +313,24 @@ func (c *StreamClient) Call(ctx context.Context, addr string, kind byte, payload
 		return 0, nil, fmt.Errorf("%w: %w", ErrStreamNotSent, err)
 	}
 	return sc.call(ctx, kind, payload)
+}
+
+// Start sends payload as a call of kind to the peer at addr, behind every call started or
+// made before it, and returns at once; the returned func waits for the answer (bounded by
+// ctx) and must be called once. Errors are Call's.
+func (c *StreamClient) Start(ctx context.Context, addr string, kind byte, payload []byte) (func() (byte, []byte, error), error) {
+	if len(payload) > c.cfg.MaxFrameBytes {
+		return nil, fmt.Errorf("%w: %w: payload of %d bytes, limit %d", ErrStreamNotSent, ErrTooLarge, len(payload), c.cfg.MaxFrameBytes)
+	}
+	sc, err := c.conn(ctx, addr)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrStreamNotSent, err)
+	}
+	id, ch, err := sc.send(kind, payload)
+	if err != nil {
+		return nil, err
+	}
+	return func() (byte, []byte, error) { return sc.await(ctx, id, ch) }, nil
 }
 
 // conn returns the stream to addr, dialing it (once for concurrent callers) if needed.

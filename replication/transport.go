@@ -25,3 +25,49 @@ type Transport interface {
 	// Snapshot installs a snapshot on the replica and returns its answer.
 	Snapshot(ctx context.Context, replica string, req SnapshotRequest) (AppendResponse, error)
 }
+
+// Pipeliner is implemented by a Transport that can have several appends to one replica in
+// flight. StartAppend puts req on the wire behind every append the caller started before
+// it to the same replica and returns without waiting for the answer; the replica serves
+// them in the order sent (a replica that misses one refuses the ones after it, whose
+// previous position it then lacks). The Fanout's worker is the only caller per replica.
+// [StreamTransport] is one; a Transport that is not gets one append at a time.
+type Pipeliner interface {
+	StartAppend(ctx context.Context, replica string, req AppendRequest) *PendingAppend
+}
+
+// PendingAppend is an append on its way: Done is closed once its answer, or its error, is
+// in, and Result returns them.
+type PendingAppend struct {
+	done chan struct{}
+	resp AppendResponse
+	err  error
+}
+
+func newPendingAppend() *PendingAppend { return &PendingAppend{done: make(chan struct{})} }
+
+// finish records the answer and closes Done; called once.
+func (p *PendingAppend) finish(resp AppendResponse, err error) {
+	p.resp, p.err = resp, err
+	close(p.done)
+}
+
+// Done is closed once the answer is in.
+func (p *PendingAppend) Done() <-chan struct{} { return p.done }
+
+// Result returns the answer; call it after Done is closed.
+func (p *PendingAppend) Result() (AppendResponse, error) {
+	<-p.done
+	return p.resp, p.err
+}
+
+// startAppend starts req on t: pipelined if t is a Pipeliner, otherwise sent and answered
+// before it returns.
+func startAppend(ctx context.Context, t Transport, replica string, req AppendRequest) *PendingAppend {
+	if p, ok := t.(Pipeliner); ok {
+		return p.StartAppend(ctx, replica, req)
+	}
+	p := newPendingAppend()
+	p.finish(t.Append(ctx, replica, req))
+	return p
+}

@@ -64,14 +64,56 @@ func (t *StreamTransport) Append(ctx context.Context, replica string, req Append
 	ctx, cancel := context.WithTimeout(ctx, t.cfg.RequestTimeout)
 	defer cancel()
 	kind, payload, err := t.client.Call(ctx, replica, KindAppend, EncodeAppend(nil, req))
+	if t.unsupported(replica, err) {
+		return t.cfg.HTTP.Append(ctx, replica, req)
+	}
+	return t.answer(replica, req, kind, payload, err)
+}
+
+// StartAppend implements Pipeliner: the append is on the stream when it returns, behind
+// the ones started before it. A replica without the stream gets it over HTTP, answered
+// before StartAppend returns.
+func (t *StreamTransport) StartAppend(ctx context.Context, replica string, req AppendRequest) *PendingAppend {
+	p := newPendingAppend()
+	t.mu.Lock()
+	until, legacy := t.legacy[replica]
+	t.mu.Unlock()
+	if legacy && time.Now().Before(until) {
+		p.finish(t.cfg.HTTP.Append(ctx, replica, req))
+		return p
+	}
+	ctx, cancel := context.WithTimeout(ctx, t.cfg.RequestTimeout)
+	wait, err := t.client.Start(ctx, replica, KindAppend, EncodeAppend(nil, req))
+	if err != nil {
+		defer cancel()
+		if t.unsupported(replica, err) {
+			p.finish(t.cfg.HTTP.Append(ctx, replica, req))
+		} else {
+			p.finish(t.answer(replica, req, 0, nil, err))
+		}
+		return p
+	}
+	go func() {
+		defer cancel()
+		kind, payload, err := wait()
+		p.finish(t.answer(replica, req, kind, payload, err))
+	}()
+	return p
+}
+
+// unsupported reports whether err says the replica has no stream (then it is asked over
+// HTTP for a while).
+func (t *StreamTransport) unsupported(replica string, err error) bool {
 	if errors.Is(err, ErrStreamUnsupported) {
 		t.mu.Lock()
 		t.legacy[replica] = time.Now().Add(legacyRecheck)
 		t.mu.Unlock()
 	}
-	if errors.Is(err, ErrStreamUnsupported) || errors.Is(err, ErrStreamHandshake) {
-		return t.cfg.HTTP.Append(ctx, replica, req)
-	}
+	return errors.Is(err, ErrStreamUnsupported) || errors.Is(err, ErrStreamHandshake)
+}
+
+// answer decodes a stream append's answer.
+func (t *StreamTransport) answer(replica string, req AppendRequest, kind byte, payload []byte, err error) (AppendResponse, error) {
 	if err != nil {
 		return AppendResponse{}, fmt.Errorf("replication: append to %s: %w", replica, err)
 	}
@@ -100,4 +142,7 @@ func (t *StreamTransport) Snapshot(ctx context.Context, replica string, req Snap
 // Close ends the streams. Idempotent.
 func (t *StreamTransport) Close() error { return t.client.Close() }
 
-var _ Transport = (*StreamTransport)(nil)
+var (
+	_ Transport = (*StreamTransport)(nil)
+	_ Pipeliner = (*StreamTransport)(nil)
+)
