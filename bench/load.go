@@ -51,6 +51,8 @@ type loadCell struct {
 	Clients   int
 	Servers   int
 	Result    LoopResult
+	CPU       *cellCPU // over the measured window; nil when not read
+	CPUErr    string   // why not
 }
 
 // loadRun is everything a load run produced.
