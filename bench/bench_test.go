@@ -193,7 +193,7 @@ func TestParseFlags(t *testing.T) {
 }
 
 func fakeResult(ops uint64, p50 time.Duration) LoopResult {
-	return LoopResult{Clients: 64, Elapsed: time.Second, Ops: ops, Latency: Summary{N: int(ops), P50: p50, P99: 2 * p50}}
+	return LoopResult{Clients: 64, Elapsed: time.Second, Ops: ops, Ended: ops, Latency: Summary{N: int(ops), P50: p50, P99: 2 * p50}}
 }
 
 func TestLoadReport(t *testing.T) {
@@ -214,6 +214,21 @@ func TestLoadReport(t *testing.T) {
 		)
 	}
 	run.Cells = append(run.Cells, loadCell{System: "zkv", Op: "PUT ack all", Kind: "write", ValueSize: 100, Clients: 64, Servers: 5, Result: fakeResult(9000, time.Millisecond)})
+	// CPU over 1 s windows: zkv PUT at 64 clients, 19200 ops/s, 1.92 s of servers (0.96 s the
+	// leader's), 0.96 s of client, 0.192 s of ZooKeeper; etcd put, 6400 ops/s, 1.28 s + 0.32 s.
+	for i, c := range run.Cells {
+		switch {
+		case c.System == "zkv" && c.Op == "PUT ack all" && c.Clients == 64 && c.Servers == 3:
+			run.Cells[i].CPU = &cellCPU{Window: time.Second, Server: 1920 * time.Millisecond, Leader: 960 * time.Millisecond, HasLeader: true,
+				Client: 960 * time.Millisecond, ZooKeeper: 192 * time.Millisecond, HasZooKeeper: true}
+		case c.System == "etcd" && c.Op == "put" && c.Clients == 64:
+			run.Cells[i].CPU = &cellCPU{Window: time.Second, Server: 1280 * time.Millisecond, Client: 320 * time.Millisecond}
+		case c.System == "ceiling" && c.Clients == 64:
+			run.Cells[i].CPU = &cellCPU{Window: time.Second, Client: 960 * time.Millisecond, InProcess: true}
+		default:
+			run.Cells[i].CPUErr = "bench: cpu time: no such process"
+		}
+	}
 	run.Memory = &memoryResult{Keys: 1000, ValueSize: 100, Loaded: 1000, Before: []int64{1 << 20}, After: []int64{1<<20 + 300_000}}
 	plots, err := loadPlots(o, run, dir)
 	if err != nil || len(plots) != 4 {
@@ -231,6 +246,12 @@ func TestLoadReport(t *testing.T) {
 		"| zkv GET local / HTTP ceiling | 64000 | 96000 | 0.67 | >= 0.9 | **missed** |",
 		"| zkv PUT ack all / Redis SET + WAIT 2 | | | n/a |",
 		"| zkv PUT ack all p99 / etcd put p99 | ",
+		"| zkv PUT ack all total CPU per op / etcd put total CPU per op | 150 µs/op | 250 µs/op | 0.60 |  |  |",
+		"## CPU per operation",
+		"| zkv | PUT ack all | 100 | 64 | 3 | 100 | 50.0 | 50.0 | 150 | 10.0 | 3.07 |",
+		"| etcd | put | 100 | 64 | 3 | 200 | - | 50.0 | 250 | - | 1.60 |",
+		"| ceiling | GET fixed body | 100 | 64 | 1 | in client | - | 10.0 | 10.0 | - | 0.96 |",
+		"| zkv | PUT ack all | 100 | 64 | 5 | not read: bench: cpu time: no such process | | | | | |",
 		"| 5 | 9000 |",
 		"| 1 | 1 | 1 | 300 |",
 		"**Skipped:** redis-server not installed",

@@ -68,6 +68,7 @@ func serveCeiling(ctx context.Context, args []string, stdin io.Reader, stdout, s
 // ceiling is a running ceiling server: a child process, or an in-process server for tests.
 type ceiling struct {
 	addr  string
+	proc  *proc // nil in-process
 	close func()
 }
 
@@ -99,7 +100,7 @@ func startCeiling(ctx context.Context, self string, logDir string, size int) (*c
 			p.stop(time.Second)
 			return nil, fmt.Errorf("bench: ceiling server printed no address (see %s)", p.log.Name())
 		}
-		return &ceiling{addr: addr, close: func() { stdin.Close(); p.stop(2 * time.Second) }}, nil
+		return &ceiling{addr: addr, proc: p, close: func() { stdin.Close(); p.stop(2 * time.Second) }}, nil
 	case <-time.After(10 * time.Second):
 		p.stop(time.Second)
 		return nil, fmt.Errorf("bench: ceiling server did not start (see %s)", p.log.Name())

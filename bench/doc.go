@@ -11,7 +11,9 @@
 //
 // The load benchmark drives closed-loop clients against zkv and, with the same client loop,
 // against etcd, Redis and a bare net/http server (the ceiling of one HTTP round trip), and writes
-// throughput and latency per system and load.
+// throughput and latency per system and load, and the CPU time per operation of the system's
+// processes and of the load generator over the same measured window (from /proc/<pid>/stat and
+// getrusage), which a shared, noisy machine moves less than throughput.
 //
 // Both write a Markdown report and PNG/SVG plots. Every run is bounded in count and time and
 // talks to 127.0.0.1 only, apart from a ZooKeeper ensemble the user names.

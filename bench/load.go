@@ -51,6 +51,8 @@ type loadCell struct {
 	Clients   int
 	Servers   int
 	Result    LoopResult
+	CPU       *cellCPU // over the measured window; nil when not read
+	CPUErr    string   // why not
 }
 
 // loadRun is everything a load run produced.
@@ -158,8 +160,9 @@ type namedOp struct {
 	Fn       Op
 }
 
-// runOps runs every op at every client count of size index si.
-func (o loadOptions) runOps(ctx context.Context, run *loadRun, bar *progress, system string, servers, si int, ops []namedOp) {
+// runOps runs every op at every client count of size index si; targets names the system's
+// processes, asked before each cell.
+func (o loadOptions) runOps(ctx context.Context, run *loadRun, bar *progress, system string, servers, si int, targets func(context.Context) cpuTargets, ops []namedOp) {
 	for _, op := range ops {
 		for _, c := range o.clientsFor(si) {
 			if ctx.Err() != nil {
@@ -167,10 +170,56 @@ func (o loadOptions) runOps(ctx context.Context, run *loadRun, bar *progress, sy
 			}
 			label := fmt.Sprintf("%s %s %dB c=%d", system, op.Op, o.ValueSizes[si], c)
 			bar.Label(label)
-			res := RunClosedLoop(ctx, c, o.Warmup, o.Duration, op.Fn)
-			run.Cells = append(run.Cells, loadCell{System: system, Op: op.Op, Kind: op.Kind, ValueSize: o.ValueSizes[si], Clients: c, Servers: servers, Result: res})
+			cell := loadCell{System: system, Op: op.Op, Kind: op.Kind, ValueSize: o.ValueSizes[si], Clients: c, Servers: servers}
+			run.Cells = append(run.Cells, o.measureCell(ctx, cell, op.Fn, targets))
 			bar.Step(label)
 		}
+	}
+}
+
+// measureCell runs cell's closed loop with op and reads the CPU time of the processes targets
+// names (and of this one) over the same window as the operations counted.
+func (o loadOptions) measureCell(ctx context.Context, cell loadCell, op Op, targets func(context.Context) cpuTargets) loadCell {
+	t := targets(ctx)
+	m := &cpuMeter{t: t, hz: clockTicks(), procCPU: procCPU}
+	cell.Result = runClosedLoop(ctx, cell.Clients, o.Warmup, o.Duration, op, m)
+	cpu, err := m.result()
+	if err != nil {
+		cell.CPUErr = err.Error()
+		return cell
+	}
+	if t.Leader != 0 && targets(ctx).Leader != t.Leader {
+		// The leadership moved during the cell: whose share the leader's was is unknown.
+		cpu.Leader, cpu.HasLeader = 0, false
+	}
+	cell.CPU = cpu
+	return cell
+}
+
+// procTargets are the CPU targets of a system run as procs.
+func procTargets(procs []*proc) func(context.Context) cpuTargets {
+	return func(context.Context) cpuTargets {
+		var t cpuTargets
+		for _, p := range procs {
+			t.Servers = append(t.Servers, p.cmd.Process.Pid)
+		}
+		return t
+	}
+}
+
+// zkvTargets are a zkv cluster's servers, with the one the servers name leader, and zk, the
+// local ZooKeeper's processes.
+func zkvTargets(cl zkvCluster, zk []int) func(context.Context) cpuTargets {
+	return func(ctx context.Context) cpuTargets {
+		t := cpuTargets{ZooKeeper: zk}
+		leader, _ := leaderOf(ctx, cl.Nodes()) // none named: no leader's share
+		for _, n := range cl.Nodes() {
+			t.Servers = append(t.Servers, n.PID())
+			if leader != "" && n.Addr() == leader {
+				t.Leader = n.PID()
+			}
+		}
+		return t
 	}
 }
 
@@ -225,7 +274,11 @@ func runLoad(ctx context.Context, o loadOptions, stderr io.Writer) (*loadRun, er
 				return run, err
 			}
 			hc := newHTTPClient(conns, 10*time.Second)
-			o.runOps(ctx, run, bar, "ceiling", 1, si, []namedOp{{"GET fixed body", "read", getURL(hc, c.addr, keys)}})
+			targets := func(context.Context) cpuTargets { return cpuTargets{InProcess: true} }
+			if c.proc != nil {
+				targets = procTargets([]*proc{c.proc})
+			}
+			o.runOps(ctx, run, bar, "ceiling", 1, si, targets, []namedOp{{"GET fixed body", "read", getURL(hc, c.addr, keys)}})
 			hc.CloseIdleConnections()
 			c.close()
 		}
@@ -276,7 +329,7 @@ func (o loadOptions) loadRedis(ctx context.Context, run *loadRun, bar *progress,
 			return err
 		}
 		write, read := g.setWait(keys, value), g.getReplica(keys)
-		o.runOps(ctx, run, bar, "redis", 3, si, []namedOp{
+		o.runOps(ctx, run, bar, "redis", 3, si, procTargets(g.procs), []namedOp{
 			{"SET + WAIT 2", "write", write},
 			{"GET from a replica", "read", read},
 			{"90% GET replica / 10% SET+WAIT", "mixed", mixOp(read, write)},
@@ -306,7 +359,7 @@ func (o loadOptions) loadEtcd(ctx context.Context, run *loadRun, bar *progress, 
 			return err
 		}
 		put, ser := c.put(keys, value), c.get(keys, true)
-		o.runOps(ctx, run, bar, "etcd", 3, si, []namedOp{
+		o.runOps(ctx, run, bar, "etcd", 3, si, procTargets(c.procs), []namedOp{
 			{"put", "write", put},
 			{"get serializable", "read", ser},
 			{"get linearizable", "read", c.get(keys, false)},
@@ -345,6 +398,7 @@ func (o loadOptions) withZkv(ctx context.Context, zk []string, n int, ack string
 
 func (o loadOptions) loadZkv(ctx context.Context, run *loadRun, bar *progress, keys []string, conns int) error {
 	zk := o.ZooKeeper
+	var zkPIDs []int // a local ZooKeeper's, for its CPU time
 	if len(zk) == 0 {
 		z, err := launcher.Start(ctx, launcher.Options{Mode: launcher.Mode(o.ZKMode), TickTime: o.Tick,
 			LogDir: filepath.Join(o.Logs, "zookeeper"), Logger: slog.New(slog.DiscardHandler)})
@@ -354,6 +408,13 @@ func (o loadOptions) loadZkv(ctx context.Context, run *loadRun, bar *progress, k
 		defer z.Close()
 		zk = z.Servers()
 		run.Versions["zookeeper"] = fmt.Sprintf("%s mode, tickTime %v", z.Mode(), o.Tick)
+		if z.Mode() == launcher.ModeLocal {
+			// The launcher starts java processes of ours and does not tell their PIDs.
+			var err error
+			if zkPIDs, err = childrenRunning(os.Getpid(), "QuorumPeerMain"); err != nil {
+				run.Notes = append(run.Notes, fmt.Sprintf("ZooKeeper's CPU time was not read: %v", err))
+			}
+		}
 	}
 	for _, ack := range []string{"all", "majority", "leader"} {
 		// The ack-all cluster serves /debug/pprof/ for the profiled cell; the handlers cost
@@ -378,7 +439,7 @@ func (o loadOptions) loadZkv(ctx context.Context, run *loadRun, bar *progress, k
 						namedOp{"GET ?consistency=leader", "read", z.get(keys, true)},
 						namedOp{"90% GET local / 10% PUT ack all", "mixed", mixOp(local, write)})
 				}
-				o.runOps(ctx, run, bar, "zkv", 3, si, ops)
+				o.runOps(ctx, run, bar, "zkv", 3, si, zkvTargets(cl, zkPIDs), ops)
 			}
 			if profile && ctx.Err() == nil {
 				cell := loadCell{System: "zkv", Op: "PUT ack all", Kind: "write", ValueSize: o.ValueSizes[0], Clients: o.SizeClients, Servers: 3}
@@ -397,11 +458,11 @@ func (o loadOptions) loadZkv(ctx context.Context, run *loadRun, bar *progress, k
 		if n == 3 {
 			continue // measured above with the same op
 		}
-		err := o.withZkv(ctx, zk, n, "all", conns, func(_ zkvCluster, z *zkvHTTP) error {
+		err := o.withZkv(ctx, zk, n, "all", conns, func(cl zkvCluster, z *zkvHTTP) error {
 			label := fmt.Sprintf("zkv %d servers PUT ack all", n)
 			bar.Label(label)
-			res := RunClosedLoop(ctx, o.ScaleClients, o.Warmup, o.Duration, z.put(keys, makeValue(o.ValueSizes[0])))
-			run.Cells = append(run.Cells, loadCell{System: "zkv", Op: "PUT ack all", Kind: "write", ValueSize: o.ValueSizes[0], Clients: o.ScaleClients, Servers: n, Result: res})
+			cell := loadCell{System: "zkv", Op: "PUT ack all", Kind: "write", ValueSize: o.ValueSizes[0], Clients: o.ScaleClients, Servers: n}
+			run.Cells = append(run.Cells, o.measureCell(ctx, cell, z.put(keys, makeValue(o.ValueSizes[0])), zkvTargets(cl, zkPIDs)))
 			bar.Step(label)
 			return nil
 		})

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"fmt"
+	"math"
 	"path/filepath"
 	"strings"
 	"time"
@@ -38,9 +39,13 @@ type ratio struct {
 	Target    float64
 	HasTarget bool
 	P99       bool // compares p99 latencies: the target is a ceiling, not a floor
+	CPU       bool // compares total CPU time per operation (lower is leaner); informational
 }
 
 func (r ratio) value() float64 {
+	if r.CPU {
+		return r.Num.perOp(r.Num.CPU.Total()) / r.Den.perOp(r.Den.CPU.Total())
+	}
 	if r.P99 {
 		if r.Den.Result.Latency.P99 == 0 {
 			return 0
@@ -64,6 +69,9 @@ func (r ratio) met() bool {
 
 // cellText is what the report shows of a ratio's cell: ops/s, or p99 ms.
 func (r ratio) cellText(c loadCell) string {
+	if r.CPU {
+		return fmtCPU(c.perOp(c.CPU.Total())) + " µs/op"
+	}
 	if r.P99 {
 		return fmtDur(c.Result.Latency.P99) + " ms p99"
 	}
@@ -82,6 +90,9 @@ func (o loadOptions) ratios(run *loadRun) []ratio {
 	}
 	p99 := mk("zkv PUT ack all p99 / etcd put p99", "zkv", "PUT ack all", "etcd", "put", 0.8)
 	p99.P99 = true
+	cpu := mk("zkv PUT ack all total CPU per op / etcd put total CPU per op", "zkv", "PUT ack all", "etcd", "put", 0)
+	cpu.CPU = true
+	cpu.OK = cpu.OK && cpu.Num.CPU != nil && cpu.Den.CPU != nil
 	scaleTo := 0
 	for _, n := range o.Scale {
 		scaleTo = max(scaleTo, n)
@@ -90,6 +101,7 @@ func (o loadOptions) ratios(run *loadRun) []ratio {
 		mk("zkv PUT ack all / etcd put", "zkv", "PUT ack all", "etcd", "put", 1.5),
 		mkAt("zkv PUT ack all / etcd put, 256 clients", 256, "zkv", "PUT ack all", 3, "etcd", "put", 3, 2.0),
 		p99,
+		cpu,
 		mk("zkv PUT ack all / Redis SET + WAIT 2", "zkv", "PUT ack all", "redis", "SET + WAIT 2", 0),
 		mk("zkv PUT ack majority / etcd put", "zkv", "PUT ack majority", "etcd", "put", 1.6),
 		mk("zkv PUT ack leader / etcd put", "zkv", "PUT ack leader", "etcd", "put", 0),
@@ -233,6 +245,7 @@ func loadMarkdown(o loadOptions, run *loadRun, when time.Time, took time.Duratio
 		}
 	}
 	w("\n")
+	w("%s", cpuMarkdown(run))
 	if m := run.Memory; m != nil {
 		w("## zkv memory per key\n\n")
 		w("Measured from each server's process RSS (`VmRSS` in /proc/<pid>/status) before and after writing %d new %d-byte keys with %d-byte values through a 3-server cluster under ack leader (%v). RSS includes the Go runtime's free heap and the leader's in-memory replication log, so it is an upper bound on what the store itself takes; `go test -bench MemoryPerKey ./kvstore` measures the store's heap alone.\n\n",
@@ -275,4 +288,49 @@ func shorten(s string, n int) string {
 		return s
 	}
 	return s[:n] + "..."
+}
+
+// cpuMarkdown is the report's "CPU per operation" section: a row per cell.
+func cpuMarkdown(run *loadRun) string {
+	var b strings.Builder
+	w := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
+	w("## CPU per operation\n\n")
+	w("CPU time (user + system) spent during each cell's measured window, divided by the operations that ended in it. It moves less than throughput with what else runs on the shared machine, so it is the steadier figure to compare between runs. " +
+		"*server*: the system's processes summed (zkv's servers, etcd's members, Redis's primary and replicas, the ceiling's process), each read from `/proc/<pid>/stat` (every thread, in clock ticks of 1/100 s); " +
+		"*leader*: the zkv leader's share of it; " +
+		"*client*: the load generator, this bench process (`getrusage`): the client libraries, the loop, and background work that weighs most in the cells with few operations; " +
+		"*total*: server + client; " +
+		"*ZooKeeper*: the local ZooKeeper's processes, left out of the total (read only when the bench starts them as local processes, not in Docker or a given ensemble); " +
+		"*cores busy*: the CPU time of all of them per second of the window, near the machine's core count when the cell was bound by CPU.\n\n")
+	w("| system | op | value B | clients | servers | server µs/op | leader µs/op | client µs/op | total µs/op | ZooKeeper µs/op | cores busy |\n")
+	w("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, c := range run.Cells {
+		w("| %s | %s | %d | %d | %d | ", c.System, c.Op, c.ValueSize, c.Clients, c.Servers)
+		p := c.CPU
+		if p == nil {
+			w("not read: %s | | | | | |\n", shorten(c.CPUErr, 60))
+			continue
+		}
+		server, leader, zk := "in client", "-", "-"
+		if !p.InProcess {
+			server = fmtCPU(c.perOp(p.Server))
+		}
+		if p.HasLeader {
+			leader = fmtCPU(c.perOp(p.Leader))
+		}
+		if p.HasZooKeeper {
+			zk = fmtCPU(c.perOp(p.ZooKeeper))
+		}
+		w("%s | %s | %s | %s | %s | %.2f |\n", server, leader, fmtCPU(c.perOp(p.Client)), fmtCPU(c.perOp(p.Total())), zk, p.cores())
+	}
+	w("\n")
+	return b.String()
+}
+
+// fmtCPU formats µs per operation; "-" when there is none.
+func fmtCPU(us float64) string {
+	if math.IsNaN(us) || math.IsInf(us, 0) {
+		return "-"
+	}
+	return fmtOps(math.Round(us*1000) / 1000) // 99.9999999 from float division is 100
 }

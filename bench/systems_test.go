@@ -30,8 +30,15 @@ func TestLoadSmallRunComparisons(t *testing.T) {
 	}
 	for _, c := range run.Cells {
 		t.Logf("%s %s: %.0f ops/s p50 %v", c.System, c.Op, c.Result.Throughput(), c.Result.Latency.P50)
+		if c.CPU != nil {
+			t.Logf("  CPU µs/op: server %.0f, client %.0f", c.perOp(c.CPU.Server), c.perOp(c.CPU.Client))
+		}
 		if c.Result.Ops == 0 || c.Result.Errors != 0 {
 			t.Errorf("%s %s: %+v", c.System, c.Op, c.Result)
+		}
+		// Every cell reads its processes' CPU time; the ceiling's is this process's.
+		if c.CPU == nil || c.CPUErr != "" || c.CPU.InProcess != (c.System == "ceiling") || c.CPU.Window <= 0 {
+			t.Errorf("%s %s: CPU %+v %q", c.System, c.Op, c.CPU, c.CPUErr)
 		}
 	}
 }
