@@ -21,6 +21,9 @@ type Config struct {
 	SessionTimeout time.Duration // -session_timeout; default 1500ms
 	Token          string        // -cluster_token
 	Env            []string      // extra environment for every server
+	// ReplicaLagMax is every server's -replica_lag_max, when the binary has the flag; zero:
+	// the server's default (1s).
+	ReplicaLagMax time.Duration
 }
 
 // Cluster is the servers of one test, on the shared ZooKeeper, every link through Links:
@@ -68,6 +71,9 @@ func StartCluster(ctx context.Context, zk *launcher.ZooKeeper, binary, logDir st
 		args := []string{"-zookeeper", strings.Join(zks, ","), "-session_timeout", cfg.SessionTimeout.String(), "-ack", cfg.Ack}
 		if cfg.Token != "" {
 			args = append(args, "-cluster_token", cfg.Token)
+		}
+		if cfg.ReplicaLagMax > 0 && c.Features.ReplicaLagMax {
+			args = append(args, "-replica_lag_max", cfg.ReplicaLagMax.String())
 		}
 		s, err := newServer(i, binary, logDir, args, cfg.Env)
 		if err != nil {

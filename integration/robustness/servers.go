@@ -45,6 +45,7 @@ type Features struct {
 	AdvertiseFlag    string // the flag that sets it: -advertise or -address
 	DisableFencing   bool   // -unsafe_disable_fencing (ZKV_UNSAFE_DISABLE_FENCING=1), test only
 	ClusterTokenFlag bool   // -cluster_token
+	ReplicaLagMax    bool   // -replica_lag_max
 }
 
 // ProbeFeatures runs binary -h.
@@ -56,6 +57,7 @@ func ProbeFeatures(binary string) Features {
 		AdvertiseFlag:    map[bool]string{true: "-advertise", false: "-address"}[strings.Contains(s, "-advertise")],
 		DisableFencing:   strings.Contains(s, "unsafe_disable_fencing"),
 		ClusterTokenFlag: strings.Contains(s, "-cluster_token"),
+		ReplicaLagMax:    strings.Contains(s, "-replica_lag_max"),
 	}
 }
 
