@@ -1084,7 +1084,10 @@ func (f *Fanout) pipeline(ctx context.Context, r *replica, pos position) (positi
 			f.mu.Lock()
 			round, commit, inSync, inc := f.round, f.commit, f.inSyncLocked(r.addr), r.inc
 			f.mu.Unlock()
-			if len(entries) == 0 && !force && round <= sentRound && commit <= sentCommit {
+			// A new commit index alone is worth an empty append only where no commitLoop
+			// sends it (under AckAll one does, at once).
+			newCommit := commit > sentCommit && f.cfg.Mode != AckAll
+			if len(entries) == 0 && !force && round <= sentRound && !newCommit {
 				break
 			}
 			force = false
