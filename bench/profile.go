@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -21,10 +22,13 @@ type profileResult struct {
 	Seconds int
 	Leader  string
 	File    string // the raw profile, under -logs
-	Flat    string // go tool pprof -top, sorted by flat time
-	Cum     string // go tool pprof -top -cum
-	Groups  []profileGroup
-	Err     string
+	// Followers are the followers' raw profiles of the same window, under -logs (read them
+	// with go tool pprof; the report renders the leader's only).
+	Followers []string
+	Flat      string // go tool pprof -top, sorted by flat time
+	Cum       string // go tool pprof -top -cum
+	Groups    []profileGroup
+	Err       string
 }
 
 // profileGroup is the cumulative share of the profile spent under the functions matching Match.
@@ -72,7 +76,29 @@ func (o loadOptions) profileCell(ctx context.Context, cl zkvCluster, cell loadCe
 	case <-time.After(o.Warmup + 500*time.Millisecond):
 	case <-ctx.Done():
 	}
+	var wg sync.WaitGroup
+	nodes := cl.Nodes()
+	got := make([]string, len(nodes)) // a follower's file, once fetched
+	for i, n := range nodes {
+		if n.Addr() == leader {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			file := filepath.Join(o.Logs, fmt.Sprintf("zkv-follower-%d-cpu.pprof", i+1))
+			if fetchProfile(ctx, n.Addr(), p.Seconds, file) == nil {
+				got[i] = file
+			}
+		}()
+	}
 	perr := fetchProfile(ctx, leader, p.Seconds, p.File)
+	wg.Wait()
+	for _, f := range got {
+		if f != "" {
+			p.Followers = append(p.Followers, f)
+		}
+	}
 	p.Cell.Result = <-done
 	if perr != nil {
 		p.Err = perr.Error()
@@ -209,7 +235,11 @@ func profileMarkdown(o loadOptions, run *loadRun, p *profileResult) string {
 	if m, ok := run.find("zkv", c.Op, c.ValueSize, c.Clients, 3); ok {
 		w(" (%s ops/s in the measured cell)", fmtOps(m.Result.Throughput()))
 	}
-	w(". The raw profile is `%s`; rendered with `go tool pprof -top [-cum] %s`.\n\n", p.File, filepath.Base(p.File))
+	w(". The raw profile is `%s`; rendered with `go tool pprof -top [-cum] %s`.", p.File, filepath.Base(p.File))
+	if len(p.Followers) > 0 {
+		w(" The followers' profiles of the same window: `%s`.", strings.Join(p.Followers, "`, `"))
+	}
+	w("\n\n")
 	if p.Err != "" {
 		w("The profile failed: %s\n\n", p.Err)
 		return b.String()
