@@ -24,16 +24,33 @@
 //
 // [Store.Bytes] (and [Stats].Bytes) is the sum of [Size] over the live entries: the lengths
 // of their keys and values, the figure a server's quota bounds. Tombstones count zero, so a
-// delete gives its key's bytes back; each still holds its key and a few words, which no
-// figure here bounds (there is no compaction of tombstones yet).
+// delete gives its key's bytes back; each still holds its key and a record (see Memory),
+// which no figure here bounds (there is no compaction of tombstones yet).
+//
+// # Memory
+//
+// Each key is one record of 48 bytes (version, index, epoch, tombstone flag) and one
+// allocation holding the key followed by the value (a tombstone: the key alone), which the
+// store copies from the caller on every write, so it keeps no caller's buffer alive. Its
+// shard's map and the ordered index hold pointers to that one record, the map under the
+// record's own key bytes. A write puts a new record in the key's place and never changes
+// one, so the entries that reads hand out are built from a record without copying (their
+// Key and Value share its bytes: holding either keeps both) and stay intact after later
+// writes. At a million keys of 16 bytes with 100-byte values the store takes about 251
+// bytes of heap per key (BenchmarkMemoryPerKey): 48 for the record, 128 for the key and
+// value (116 bytes in their size class), about 56 for the maps and 19 for the ordered index;
+// keeping each entry by value in both took 447. A key is at most 4 GiB - 1 bytes long:
+// [Store.Apply] rejects a longer one, [Store.Put] and [Store.Restore] panic.
 //
 // # Listings
 //
-// Beside the shards, the store keeps every key's entry in a B-tree ordered by key, so
+// Beside the shards, the store keeps every key's record in a B-tree ordered by key, so
 // [Store.List] answers a page of the keys under a prefix, after a cursor, at the cost of the
 // page rather than of the store, in one consistent state (writers update the tree and the
-// position under one lock). It costs about 95 bytes per key on top of the maps
-// (BenchmarkIndexMemory) and a tree insert per write.
+// position under one lock). The tree holds 8-byte pointers, and google/btree splits a full
+// node in the middle, so nodes are half to fully used: about 13 bytes per key when keys come
+// in random order and 19 when they come in ascending order, which leaves every node but the
+// last half full (BenchmarkIndexMemory, BenchmarkMemoryPerKey); and a tree insert per write.
 //
 // # Watches
 //

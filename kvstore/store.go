@@ -24,7 +24,8 @@ var (
 	// ErrOutOfOrder reports entries given to Apply whose indexes are not strictly
 	// increasing above the store's last index. Nothing is applied.
 	ErrOutOfOrder = errors.New("kvstore: entry out of order")
-	// ErrInvalidEntry reports an entry Apply cannot hold (an empty key).
+	// ErrInvalidEntry reports an entry Apply cannot hold (an empty key, or one of 4 GiB or
+	// more).
 	ErrInvalidEntry = errors.New("kvstore: invalid entry")
 )
 
@@ -64,7 +65,7 @@ type Stats struct {
 
 // Size is what an entry counts towards a store's Bytes: its key and value lengths, 0 for
 // a tombstone or a no-op. Tombstones are not counted, so that deleting a key gives its
-// bytes back; they keep the key and a few words each (see the package documentation).
+// bytes back; they keep the key and a record each (see the package documentation).
 func Size(e Entry) int64 {
 	if e.Deleted || e.Noop {
 		return 0
@@ -96,10 +97,13 @@ func (c Config) Validate() error {
 }
 
 type shard struct {
-	mu    sync.RWMutex
-	m     map[string]Entry
-	live  int   // entries in m that are not tombstones
-	bytes int64 // Size of the entries in m
+	mu sync.RWMutex
+	// m maps each key to its record; the map's key is the record's own key string
+	// (r.kv[:r.klen]), which Go's map stores again on each overwrite, so a replaced
+	// record's bytes are not kept alive by its key.
+	m     map[string]*rec
+	live  int   // records in m that are not tombstones
+	bytes int64 // Size of the records in m
 }
 
 // Store is a concurrent in-memory key-value map; see the package documentation for the
@@ -116,11 +120,11 @@ type Store struct {
 	index uint64
 	epoch int64
 
-	// imu guards the ordered index (index.go): every key's entry, tombstones included, by
-	// key. Writers update it, and the position, under imu after the shards, so a listing
-	// sees the index and Last of one state.
+	// imu guards the ordered index (index.go): every key's record, tombstones included, by
+	// key, the same pointers as the shards hold. Writers update it, and the position, under
+	// imu after the shards, so a listing sees the index and Last of one state.
 	imu      sync.RWMutex
-	tree     *btree.BTreeG[Entry]
+	tree     *btree.BTreeG[*rec]
 	keyIndex uint64 // the largest Index of an entry holding a key (no-ops excluded)
 
 	watchers notifier
@@ -134,7 +138,7 @@ func New(cfg Config) (*Store, error) {
 	cfg = cfg.withDefaults()
 	s := &Store{shards: make([]shard, cfg.Shards), mask: uint64(cfg.Shards - 1), tree: newIndex()}
 	for i := range s.shards {
-		s.shards[i].m = make(map[string]Entry)
+		s.shards[i].m = make(map[string]*rec)
 	}
 	return s, nil
 }
@@ -159,12 +163,12 @@ func (s *Store) shardOf(key string) *shard { return &s.shards[s.shardIndex(key)]
 func (s *Store) Get(key string) (Entry, bool) {
 	sh := s.shardOf(key)
 	sh.mu.RLock()
-	e, ok := sh.m[key]
+	r := sh.m[key]
 	sh.mu.RUnlock()
-	if !ok || e.Deleted {
+	if !r.live() {
 		return Entry{}, false
 	}
-	return e, true
+	return r.entry(), true
 }
 
 // Lookup returns the key's entry, a tombstone included (Deleted set); false only for a key
@@ -172,9 +176,12 @@ func (s *Store) Get(key string) (Entry, bool) {
 func (s *Store) Lookup(key string) (Entry, bool) {
 	sh := s.shardOf(key)
 	sh.mu.RLock()
-	e, ok := sh.m[key]
+	r := sh.m[key]
 	sh.mu.RUnlock()
-	return e, ok
+	if r == nil {
+		return Entry{}, false
+	}
+	return r.entry(), true
 }
 
 // Put writes key=value as the leader: the entry gets the next global index, the given
@@ -184,20 +191,20 @@ func (s *Store) Put(key, value string, epoch int64) Entry {
 	defer s.wmu.Unlock()
 	sh := s.shardOf(key)
 	sh.mu.Lock()
-	old, existed := sh.m[key]
-	e := Entry{Key: key, Value: value, Version: old.Version + 1, Index: s.lastIndex() + 1, Epoch: epoch}
-	sh.m[key] = e
-	if !existed || old.Deleted {
-		sh.live++
+	old := sh.m[key]
+	var version uint64
+	if old != nil {
+		version = old.version
 	}
-	sh.bytes += Size(e) - Size(old)
+	r := newRec(Entry{Key: key, Value: value, Version: version + 1, Index: s.lastIndex() + 1, Epoch: epoch})
+	sh.setLocked(old, r)
 	sh.mu.Unlock()
 	s.imu.Lock()
-	s.indexLocked(e)
-	s.setLast(e.Index, epoch)
+	s.indexLocked(r)
+	s.setLast(r.index, epoch)
 	s.imu.Unlock()
 	s.watchers.fire(key)
-	return e
+	return r.entry()
 }
 
 // Delete deletes key as the leader, leaving a tombstone with the next global index.
@@ -208,22 +215,28 @@ func (s *Store) Delete(key string, epoch int64) (Entry, bool) {
 	defer s.wmu.Unlock()
 	sh := s.shardOf(key)
 	sh.mu.Lock()
-	old, ok := sh.m[key]
-	if !ok || old.Deleted {
+	old := sh.m[key]
+	if !old.live() {
 		sh.mu.Unlock()
 		return Entry{}, false
 	}
-	e := Entry{Key: key, Version: old.Version + 1, Index: s.lastIndex() + 1, Epoch: epoch, Deleted: true}
-	sh.m[key] = e
-	sh.live--
-	sh.bytes -= Size(old)
+	r := newRec(Entry{Key: key, Version: old.version + 1, Index: s.lastIndex() + 1, Epoch: epoch, Deleted: true})
+	sh.setLocked(old, r)
 	sh.mu.Unlock()
 	s.imu.Lock()
-	s.indexLocked(e)
-	s.setLast(e.Index, epoch)
+	s.indexLocked(r)
+	s.setLast(r.index, epoch)
 	s.imu.Unlock()
 	s.watchers.fire(key)
-	return e, true
+	return r.entry(), true
+}
+
+// setLocked puts r in the place of old (nil: none) and keeps the counts; the caller holds
+// the shard's lock.
+func (sh *shard) setLocked(old, r *rec) {
+	sh.m[r.key()] = r
+	sh.live += liveDelta(old.live(), r.live())
+	sh.bytes += r.size() - old.size()
 }
 
 // Apply replays committed entries, as they are (value, version, index, epoch, tombstone);
@@ -243,37 +256,32 @@ func (s *Store) Apply(entries ...Entry) error {
 		if (e.Key == "") != e.Noop {
 			return fmt.Errorf("%w: entry at index %d: a key is required unless it is a no-op, and a no-op has none", ErrInvalidEntry, e.Index)
 		}
+		if uint64(len(e.Key)) > maxKeyLen {
+			return fmt.Errorf("%w: entry at index %d: a key of %d bytes exceeds %d", ErrInvalidEntry, e.Index, len(e.Key), uint64(maxKeyLen))
+		}
 		if e.Index <= prev {
 			return fmt.Errorf("%w: index %d does not exceed %d", ErrOutOfOrder, e.Index, prev)
 		}
 		prev = e.Index
 	}
+	recs := make([]*rec, 0, len(entries))
 	keys := make([]string, 0, len(entries))
 	for _, e := range entries {
 		if e.Noop {
 			continue
 		}
-		if e.Deleted {
-			e.Value = ""
-		}
+		r := newRec(e)
 		sh := s.shardOf(e.Key)
 		sh.mu.Lock()
-		old, existed := sh.m[e.Key]
-		sh.m[e.Key] = e
-		sh.live += liveDelta(existed && !old.Deleted, !e.Deleted)
-		sh.bytes += Size(e) - Size(old)
+		sh.setLocked(sh.m[e.Key], r)
 		sh.mu.Unlock()
-		keys = append(keys, e.Key)
+		recs = append(recs, r)
+		keys = append(keys, r.key())
 	}
 	last := entries[len(entries)-1]
 	s.imu.Lock()
-	for _, e := range entries {
-		if !e.Noop {
-			if e.Deleted {
-				e.Value = ""
-			}
-			s.indexLocked(e)
-		}
+	for _, r := range recs {
+		s.indexLocked(r)
 	}
 	s.setLast(last.Index, last.Epoch)
 	s.imu.Unlock()
@@ -359,8 +367,8 @@ func (s *Store) Range(fn func(Entry) bool) {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.RLock()
-		for _, e := range sh.m {
-			if !fn(e) {
+		for _, r := range sh.m {
+			if !fn(r.entry()) {
 				sh.mu.RUnlock()
 				return
 			}
@@ -385,8 +393,8 @@ func (s *Store) Snapshot() Snapshot {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.RLock()
-		for _, e := range sh.m {
-			snap.Entries = append(snap.Entries, e)
+		for _, r := range sh.m {
+			snap.Entries = append(snap.Entries, r.entry())
 		}
 		sh.mu.RUnlock()
 	}
@@ -399,28 +407,22 @@ func (s *Store) Snapshot() Snapshot {
 // with an empty key are dropped; of duplicate keys the last one wins. Readers see either
 // the old content or the new one, never a mix.
 func (s *Store) Restore(snap Snapshot) {
-	fresh := make([]map[string]Entry, len(s.shards))
-	live := make([]int, len(s.shards))
-	size := make([]int64, len(s.shards))
+	// fresh is built unshared, so its shards need no locks until they replace the store's.
+	fresh := make([]shard, len(s.shards))
 	tree := newIndex()
 	var keyIndex uint64
 	for i := range fresh {
-		fresh[i] = make(map[string]Entry)
+		fresh[i].m = make(map[string]*rec)
 	}
 	for _, e := range snap.Entries {
 		if e.Key == "" {
 			continue
 		}
-		if e.Deleted {
-			e.Value = ""
-		}
-		idx := s.shardIndex(e.Key)
-		old, existed := fresh[idx][e.Key]
-		fresh[idx][e.Key] = e
-		live[idx] += liveDelta(existed && !old.Deleted, !e.Deleted)
-		size[idx] += Size(e) - Size(old)
-		tree.ReplaceOrInsert(e)
-		keyIndex = max(keyIndex, e.Index)
+		r := newRec(e)
+		sh := &fresh[s.shardIndex(e.Key)]
+		sh.setLocked(sh.m[e.Key], r)
+		tree.ReplaceOrInsert(r)
+		keyIndex = max(keyIndex, r.index)
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
@@ -428,7 +430,7 @@ func (s *Store) Restore(snap Snapshot) {
 		s.shards[i].mu.Lock()
 	}
 	for i := range s.shards {
-		s.shards[i].m, s.shards[i].live, s.shards[i].bytes = fresh[i], live[i], size[i]
+		s.shards[i].m, s.shards[i].live, s.shards[i].bytes = fresh[i].m, fresh[i].live, fresh[i].bytes
 	}
 	s.imu.Lock()
 	s.tree, s.keyIndex = tree, keyIndex
@@ -453,9 +455,9 @@ func (s *Store) Hash() string {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.RLock()
-		for _, e := range sh.m {
-			if !e.Deleted {
-				live = append(live, kv{e.Key, e.Value, e.Version})
+		for _, r := range sh.m {
+			if r.live() {
+				live = append(live, kv{r.key(), r.kv[r.klen:], r.version})
 			}
 		}
 		sh.mu.RUnlock()

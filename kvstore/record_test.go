@@ -1,0 +1,240 @@
+package kvstore
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"unsafe"
+)
+
+// checkRecords checks what the store's counts and listings rest on: every record is in
+// the shard its key hashes to, under its own key, and in the ordered index (the same
+// pointer, in key order, nothing else there); a record's bytes are its key and its value
+// (none for a tombstone); the live and byte counts and the key index match the records.
+func checkRecords(t *testing.T, s *Store) {
+	t.Helper()
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.imu.RLock()
+	defer s.imu.RUnlock()
+	var all []*rec
+	var keyIndex uint64
+	for i := range s.shards {
+		sh := &s.shards[i]
+		live, bytes := 0, int64(0)
+		for k, r := range sh.m {
+			if r.key() != k || s.shardIndex(k) != i || k == "" {
+				t.Fatalf("shard %d holds %q under %q", i, r.key(), k)
+			}
+			if unsafe.StringData(k) != unsafe.StringData(r.kv) {
+				t.Fatalf("the map's key %q is not the record's own bytes: it keeps another allocation alive", k)
+			}
+			if r.deleted && len(r.kv) != int(r.klen) {
+				t.Fatalf("tombstone %q keeps a value %q", k, r.kv[r.klen:])
+			}
+			if r.live() {
+				live++
+			}
+			bytes += Size(r.entry())
+			keyIndex = max(keyIndex, r.index)
+			all = append(all, r)
+		}
+		if live != sh.live || bytes != sh.bytes {
+			t.Fatalf("shard %d counts %d live and %d bytes, its records %d and %d", i, sh.live, sh.bytes, live, bytes)
+		}
+	}
+	if keyIndex != s.keyIndex {
+		t.Fatalf("key index %d, the records' largest index %d", s.keyIndex, keyIndex)
+	}
+	slices.SortFunc(all, func(a, b *rec) int {
+		if a.key() < b.key() {
+			return -1
+		}
+		return 1
+	})
+	var tree []*rec
+	s.tree.Ascend(func(r *rec) bool { tree = append(tree, r); return true })
+	if !slices.Equal(all, tree) {
+		t.Fatalf("the ordered index holds %d records, the shards %d, or not the same ones", len(tree), len(all))
+	}
+}
+
+// TestEntriesOutliveWrites: what a reader was handed stays as it was after the key is
+// overwritten, deleted or restored away, whichever way it read it.
+func TestEntriesOutliveWrites(t *testing.T) {
+	s := newStore(t, 4)
+	s.Put("k", "first", 1)
+	got, _ := s.Get("k")
+	looked, _ := s.Lookup("k")
+	listed := s.List(ListOptions{}).Entries[0]
+	snap := s.Snapshot()
+	var ranged Entry
+	s.Range(func(e Entry) bool { ranged = e; return false })
+	s.Put("k", "second, longer", 1)
+	s.Delete("k", 1)
+	if err := s.Apply(Entry{Key: "k", Value: "third", Version: 4, Index: 10, Epoch: 2}); err != nil {
+		t.Fatal(err)
+	}
+	s.Restore(Snapshot{Index: 20})
+	for _, e := range []Entry{got, looked, listed, snap.Entries[0], ranged} {
+		if e.Key != "k" || e.Value != "first" || e.Version != 1 || e.Index != 1 {
+			t.Fatalf("an entry read before the writes changed to %+v", e)
+		}
+	}
+	checkRecords(t, s)
+}
+
+// TestStoreCopiesBytes: the store keeps bytes of its own, so a caller that reuses its
+// buffer (a string made with unsafe.String over it) does not change what the store holds.
+func TestStoreCopiesBytes(t *testing.T) {
+	s := newStore(t, 4)
+	buf := []byte("key1value1")
+	str := func(from, to int) string { return unsafe.String(&buf[from], to-from) }
+	s.Put(str(0, 4), str(4, 10), 1)
+	if err := s.Apply(Entry{Key: str(0, 3) + "2", Value: str(4, 10), Version: 1, Index: 5, Epoch: 1}); err != nil {
+		t.Fatal(err)
+	}
+	s.Delete(str(0, 4), 1)
+	s.Put("key3", "", 1)
+	copy(buf, "XXXXXXXXXX")
+	for _, k := range []string{"key1", "key2", "key3"} {
+		e, ok := s.Lookup(k)
+		want := map[string]string{"key1": "", "key2": "value1", "key3": ""}[k]
+		if !ok || e.Key != k || e.Value != want {
+			t.Fatalf("Lookup(%s) = %+v %v after the caller's buffer changed", k, e, ok)
+		}
+	}
+	checkRecords(t, s)
+}
+
+// TestApplyTombstoneThenPut: a tombstone for a key the store never held, then a put of it,
+// in one Apply and across two.
+func TestApplyTombstoneThenPut(t *testing.T) {
+	for _, together := range []bool{true, false} {
+		s := newStore(t, 2)
+		tomb := Entry{Key: "a", Value: "dropped", Version: 3, Index: 7, Epoch: 1, Deleted: true}
+		put := Entry{Key: "a", Value: "back", Version: 4, Index: 8, Epoch: 1}
+		if together {
+			if err := s.Apply(tomb, put); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			if err := s.Apply(tomb); err != nil {
+				t.Fatal(err)
+			}
+			if e, ok := s.Lookup("a"); !ok || !e.Deleted || e.Value != "" || e.Version != 3 {
+				t.Fatalf("Lookup of the tombstone = %+v %v", e, ok)
+			}
+			if st := s.Stats(); st.Keys != 0 || st.Tombstones != 1 || st.Bytes != 0 {
+				t.Fatalf("Stats with the tombstone = %+v", st)
+			}
+			checkRecords(t, s)
+			if err := s.Apply(put); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if e, ok := s.Get("a"); !ok || e != put {
+			t.Fatalf("together=%v: Get = %+v %v, want %+v", together, e, ok, put)
+		}
+		if st := s.Stats(); st.Keys != 1 || st.Tombstones != 0 || st.Bytes != 5 {
+			t.Fatalf("together=%v: Stats = %+v", together, st)
+		}
+		if p := s.List(ListOptions{}); len(p.Entries) != 1 || p.Entries[0] != put || p.Index != 8 {
+			t.Fatalf("together=%v: List = %+v", together, p)
+		}
+		checkRecords(t, s)
+	}
+}
+
+// TestRestoreThenList: a restored store lists, looks up and counts what the snapshot held,
+// the last of duplicate keys winning, tombstones without their values.
+func TestRestoreThenList(t *testing.T) {
+	s := newStore(t, 4)
+	s.Put("old", "gone after the restore", 1)
+	s.Restore(Snapshot{Index: 50, Epoch: 4, Entries: []Entry{
+		{Key: "b", Value: "2", Version: 1, Index: 3, Epoch: 4},
+		{Key: "a", Value: "1", Version: 2, Index: 9, Epoch: 4},
+		{Key: "c", Value: "ghost", Version: 5, Index: 11, Epoch: 4, Deleted: true},
+		{Key: "", Value: "dropped", Index: 12},
+		{Key: "b", Value: "22", Version: 2, Index: 13, Epoch: 4},
+	}})
+	want := []Entry{
+		{Key: "a", Value: "1", Version: 2, Index: 9, Epoch: 4},
+		{Key: "b", Value: "22", Version: 2, Index: 13, Epoch: 4},
+	}
+	if p := s.List(ListOptions{}); !slices.Equal(p.Entries, want) || p.Applied != 50 || p.More {
+		t.Fatalf("List after Restore = %+v", p)
+	}
+	if e, ok := s.Lookup("c"); !ok || !e.Deleted || e.Value != "" || e.Version != 5 {
+		t.Fatalf("Lookup of the restored tombstone = %+v %v", e, ok)
+	}
+	if st := s.Stats(); st.Keys != 2 || st.Tombstones != 1 || st.Bytes != 5 || s.Len() != 2 || s.Bytes() != 5 {
+		t.Fatalf("Stats after Restore = %+v", st)
+	}
+	if got := s.PrefixIndex("c"); got != 11 {
+		t.Fatalf("PrefixIndex(c) = %d, want 11: the tombstone's", got)
+	}
+	checkRecords(t, s)
+	// The next write replaces a restored record in both the shard and the index.
+	s.Put("a", "3", 5)
+	if p := s.List(ListOptions{Prefix: "a"}); len(p.Entries) != 1 || p.Entries[0].Value != "3" {
+		t.Fatalf("List after a Put over a restored key = %+v", p)
+	}
+	checkRecords(t, s)
+}
+
+// TestRecordsThroughWrites keeps checkRecords over a random mix of every writer.
+func TestRecordsThroughWrites(t *testing.T) {
+	s := newStore(t, 4)
+	for i := range 2000 {
+		k := fmt.Sprintf("k%d", i%37)
+		switch i % 11 {
+		case 3, 7:
+			s.Delete(k, 1)
+		case 5:
+			last, _ := s.Last()
+			e, _ := s.Lookup(k)
+			if err := s.Apply(
+				Entry{Key: k, Value: fmt.Sprint(i), Version: e.Version + 1, Index: last + 1, Epoch: 2, Deleted: i%3 == 0},
+				Entry{Index: last + 2, Epoch: 2, Noop: true},
+			); err != nil {
+				t.Fatal(err)
+			}
+		case 9:
+			if i%5 == 0 {
+				c := newStore(t, 8)
+				c.Restore(s.Snapshot())
+				s = c
+			}
+		default:
+			s.Put(k, fmt.Sprint(i), 1)
+		}
+		if i%50 == 0 {
+			checkRecords(t, s)
+		}
+	}
+	checkRecords(t, s)
+}
+
+// TestReadsDoNotAllocate: the read paths that allocated nothing before records were
+// shared still allocate nothing.
+func TestReadsDoNotAllocate(t *testing.T) {
+	s := newStore(t, 4)
+	for i := range 100 {
+		s.Put(fmt.Sprintf("p/%02d", i), "v", 1)
+	}
+	s.Delete("p/07", 1)
+	for name, read := range map[string]func(){
+		"Get":         func() { s.Get("p/42") },
+		"Get absent":  func() { s.Get("nope") },
+		"Lookup":      func() { s.Lookup("p/07") },
+		"PrefixIndex": func() { s.PrefixIndex("p/4") },
+		"Len":         func() { s.Len() },
+		"Bytes":       func() { s.Bytes() },
+		"Last":        func() { s.Last() },
+	} {
+		if n := testing.AllocsPerRun(100, read); n != 0 {
+			t.Errorf("%s allocates %v times", name, n)
+		}
+	}
+}
