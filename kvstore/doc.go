@@ -11,8 +11,9 @@
 // but it does not make interleaved writers meaningful.
 //
 // Reads ([Store.Get], [Store.Len], [Store.Last]) may come from any number of goroutines and
-// scale over cores: keys are spread over power-of-two shards by FNV-1a hash, each with its
-// own sync.RWMutex, so a read only contends with a write to the same shard.
+// scale over cores: keys are spread over power-of-two shards by a 64-bit hash (hash/maphash,
+// seeded per store, so no one can pick keys that crowd one shard), each with its own
+// sync.RWMutex, so a read only contends with a write to the same shard.
 //
 // # Tombstones
 //
@@ -33,14 +34,17 @@
 // allocation holding the key followed by the value (a tombstone: the key alone), which the
 // store copies from the caller on every write, so it keeps no caller's buffer alive. Its
 // shard's map and the ordered index hold pointers to that one record, the map under the
-// record's own key bytes. A write puts a new record in the key's place and never changes
-// one, so the entries that reads hand out are built from a record without copying (their
-// Key and Value share its bytes: holding either keeps both) and stay intact after later
-// writes. At a million keys of 16 bytes with 100-byte values the store takes about 251
-// bytes of heap per key (BenchmarkMemoryPerKey): 48 for the record, 128 for the key and
-// value (116 bytes in their size class), about 56 for the maps and 19 for the ordered index;
-// keeping each entry by value in both took 447. A key is at most 4 GiB - 1 bytes long:
-// [Store.Apply] rejects a longer one, [Store.Put] and [Store.Restore] panic.
+// key's 64-bit hash (a 16-byte slot, where the key's string header would make it 24; the
+// rare keys whose hash another key holds go to a second map, by key). A write puts a new
+// record in the key's place and never changes one, so the entries that reads hand out are
+// built from a record without copying (their Key and Value share its bytes: holding either
+// keeps both) and stay intact after later writes. At a million keys of 16 bytes with
+// 100-byte values the store takes about 233 bytes of heap per key (BenchmarkMemoryPerKey):
+// 48 for the record, 128 for the key and value (116 bytes in their size class), about 38
+// for the maps (Go's maps grow in steps, so this varies from about 20 to 40 with the number
+// of keys) and 19 for the ordered index; keeping each entry by value in both took 447. A
+// key is at most 4 GiB - 1 bytes long: [Store.Apply] rejects a longer one, [Store.Put] and
+// [Store.Restore] panic.
 //
 // # Listings
 //

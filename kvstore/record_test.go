@@ -8,9 +8,10 @@ import (
 )
 
 // checkRecords checks what the store's counts and listings rest on: every record is in
-// the shard its key hashes to, under its own key, and in the ordered index (the same
-// pointer, in key order, nothing else there); a record's bytes are its key and its value
-// (none for a tombstone); the live and byte counts and the key index match the records.
+// the shard its key hashes to, under its hash, or under its own key (bytes and all) in
+// spill when another key holds the hash; it is in the ordered index too (the same pointer,
+// in key order, nothing else there); a record's bytes are its key and its value (none for a
+// tombstone); the live and byte counts and the key index match the records.
 func checkRecords(t *testing.T, s *Store) {
 	t.Helper()
 	s.wmu.Lock()
@@ -21,16 +22,24 @@ func checkRecords(t *testing.T, s *Store) {
 	var keyIndex uint64
 	for i := range s.shards {
 		sh := &s.shards[i]
-		live, bytes := 0, int64(0)
-		for k, r := range sh.m {
-			if r.key() != k || s.shardIndex(k) != i || k == "" {
-				t.Fatalf("shard %d holds %q under %q", i, r.key(), k)
+		for h, r := range sh.m {
+			if s.hash(r.key()) != h || h&s.mask != uint64(i) || r.key() == "" {
+				t.Fatalf("shard %d holds %q under hash %#x", i, r.key(), h)
+			}
+		}
+		for k, r := range sh.spill {
+			h := s.hash(k)
+			if r.key() != k || h&s.mask != uint64(i) || sh.m[h] == nil || sh.m[h].key() == k {
+				t.Fatalf("shard %d spills %q under %q, though its hash %#x is free or its own", i, r.key(), k, h)
 			}
 			if unsafe.StringData(k) != unsafe.StringData(r.kv) {
-				t.Fatalf("the map's key %q is not the record's own bytes: it keeps another allocation alive", k)
+				t.Fatalf("spill's key %q is not the record's own bytes: it keeps another allocation alive", k)
 			}
+		}
+		live, bytes := 0, int64(0)
+		for r := range sh.records {
 			if r.deleted && len(r.kv) != int(r.klen) {
-				t.Fatalf("tombstone %q keeps a value %q", k, r.kv[r.klen:])
+				t.Fatalf("tombstone %q keeps a value %q", r.key(), r.kv[r.klen:])
 			}
 			if r.live() {
 				live++
@@ -183,21 +192,35 @@ func TestRestoreThenList(t *testing.T) {
 	checkRecords(t, s)
 }
 
-// TestRecordsThroughWrites keeps checkRecords over a random mix of every writer.
+// TestRecordsThroughWrites keeps checkRecords over a random mix of every writer, and runs
+// the same writes on a twin whose keys share a handful of hashes, so that most of its
+// records spill: both must read, list, count and hash alike.
 func TestRecordsThroughWrites(t *testing.T) {
-	s := newStore(t, 4)
-	for i := range 2000 {
+	narrow := func(shards int) *Store {
+		s := newStore(t, shards)
+		s.hashMask = 0x7 // eight hashes for every key there is
+		return s
+	}
+	s, twin := newStore(t, 4), narrow(4)
+	for i := range 3000 {
 		k := fmt.Sprintf("k%d", i%37)
 		switch i % 11 {
 		case 3, 7:
-			s.Delete(k, 1)
+			_, ok := s.Delete(k, 1)
+			if _, twinOK := twin.Delete(k, 1); ok != twinOK {
+				t.Fatalf("op %d: Delete(%s) = %v, the twin's %v", i, k, ok, twinOK)
+			}
 		case 5:
 			last, _ := s.Last()
 			e, _ := s.Lookup(k)
-			if err := s.Apply(
-				Entry{Key: k, Value: fmt.Sprint(i), Version: e.Version + 1, Index: last + 1, Epoch: 2, Deleted: i%3 == 0},
-				Entry{Index: last + 2, Epoch: 2, Noop: true},
-			); err != nil {
+			es := []Entry{
+				{Key: k, Value: fmt.Sprint(i), Version: e.Version + 1, Index: last + 1, Epoch: 2, Deleted: i%3 == 0},
+				{Index: last + 2, Epoch: 2, Noop: true},
+			}
+			if err := s.Apply(es...); err != nil {
+				t.Fatal(err)
+			}
+			if err := twin.Apply(es...); err != nil {
 				t.Fatal(err)
 			}
 		case 9:
@@ -205,15 +228,53 @@ func TestRecordsThroughWrites(t *testing.T) {
 				c := newStore(t, 8)
 				c.Restore(s.Snapshot())
 				s = c
+				c = narrow(2)
+				c.Restore(twin.Snapshot())
+				twin = c
 			}
 		default:
-			s.Put(k, fmt.Sprint(i), 1)
+			if e, te := s.Put(k, fmt.Sprint(i), 1), twin.Put(k, fmt.Sprint(i), 1); e != te {
+				t.Fatalf("op %d: Put = %+v, the twin's %+v", i, e, te)
+			}
 		}
 		if i%50 == 0 {
 			checkRecords(t, s)
+			checkRecords(t, twin)
+		}
+		e, ok := s.Lookup(k)
+		if te, tok := twin.Lookup(k); e != te || ok != tok {
+			t.Fatalf("op %d: Lookup(%s) = %+v %v, the twin's %+v %v", i, k, e, ok, te, tok)
 		}
 	}
 	checkRecords(t, s)
+	checkRecords(t, twin)
+	spilled := 0
+	for i := range twin.shards {
+		spilled += len(twin.shards[i].spill)
+	}
+	if spilled < 20 {
+		t.Fatalf("only %d of the twin's records spilled: the test does not test the spill", spilled)
+	}
+	snap, twinSnap := s.Snapshot(), twin.Snapshot()
+	if !slices.Equal(snap.Entries, twinSnap.Entries) || s.Hash() != twin.Hash() {
+		t.Fatal("the twin holds other entries")
+	}
+	if st, tst := s.Stats(), twin.Stats(); st.Keys != tst.Keys || st.Tombstones != tst.Tombstones || st.Bytes != tst.Bytes {
+		t.Fatalf("Stats %+v, the twin's %+v", st, tst)
+	}
+	if p, tp := s.List(ListOptions{Prefix: "k1"}), twin.List(ListOptions{Prefix: "k1"}); !slices.Equal(p.Entries, tp.Entries) || p.Index != tp.Index {
+		t.Fatalf("List %+v, the twin's %+v", p, tp)
+	}
+	n := 0
+	twin.Range(func(Entry) bool { n++; return true })
+	if n != len(twinSnap.Entries) {
+		t.Fatalf("Range visits %d of the twin's %d entries", n, len(twinSnap.Entries))
+	}
+	for _, k := range []string{"absent", "k", "k99"} {
+		if _, ok := twin.Lookup(k); ok {
+			t.Fatalf("the twin finds %s, which it never held", k)
+		}
+	}
 }
 
 // TestReadsDoNotAllocate: the read paths that allocated nothing before records were

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"sort"
 	"sync"
 
@@ -96,21 +97,14 @@ func (c Config) Validate() error {
 	return nil
 }
 
-type shard struct {
-	mu sync.RWMutex
-	// m maps each key to its record; the map's key is the record's own key string
-	// (r.kv[:r.klen]), which Go's map stores again on each overwrite, so a replaced
-	// record's bytes are not kept alive by its key.
-	m     map[string]*rec
-	live  int   // records in m that are not tombstones
-	bytes int64 // Size of the records in m
-}
-
 // Store is a concurrent in-memory key-value map; see the package documentation for the
 // single-writer rule. The zero value is not usable: call New.
 type Store struct {
 	shards []shard
 	mask   uint64
+	seed   maphash.Seed
+	// hashMask is all ones; tests narrow it to make keys collide (see Store.hash).
+	hashMask uint64
 
 	// wmu serialises writers (Put, Delete, Apply, Restore) and makes Snapshot and Hash
 	// consistent: holding it, no shard changes.
@@ -136,34 +130,35 @@ func New(cfg Config) (*Store, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	s := &Store{shards: make([]shard, cfg.Shards), mask: uint64(cfg.Shards - 1), tree: newIndex()}
+	s := &Store{
+		shards:   make([]shard, cfg.Shards),
+		mask:     uint64(cfg.Shards - 1),
+		seed:     maphash.MakeSeed(),
+		hashMask: ^uint64(0),
+		tree:     newIndex(),
+	}
 	for i := range s.shards {
-		s.shards[i].m = make(map[string]*rec)
+		s.shards[i].init()
 	}
 	return s, nil
 }
 
-// shardIndex hashes key with inline FNV-1a, which keeps the read path free of allocations.
-func (s *Store) shardIndex(key string) int {
-	const (
-		offset64 = 14695981039346656037
-		prime64  = 1099511628211
-	)
-	h := uint64(offset64)
-	for i := 0; i < len(key); i++ {
-		h ^= uint64(key[i])
-		h *= prime64
-	}
-	return int(h & s.mask)
-}
+// hash is the key's 64-bit hash, seeded per store so that no one can choose keys that
+// crowd one shard: its low bits pick the key's shard, and all of them are the key's place
+// in the shard's map.
+func (s *Store) hash(key string) uint64 { return maphash.String(s.seed, key) & s.hashMask }
 
-func (s *Store) shardOf(key string) *shard { return &s.shards[s.shardIndex(key)] }
+// locate returns the key's hash and shard.
+func (s *Store) locate(key string) (uint64, *shard) {
+	h := s.hash(key)
+	return h, &s.shards[h&s.mask]
+}
 
 // Get returns the key's entry; false for an absent or deleted key.
 func (s *Store) Get(key string) (Entry, bool) {
-	sh := s.shardOf(key)
+	h, sh := s.locate(key)
 	sh.mu.RLock()
-	r := sh.m[key]
+	r := sh.get(h, key)
 	sh.mu.RUnlock()
 	if !r.live() {
 		return Entry{}, false
@@ -174,9 +169,9 @@ func (s *Store) Get(key string) (Entry, bool) {
 // Lookup returns the key's entry, a tombstone included (Deleted set); false only for a key
 // the store has never held.
 func (s *Store) Lookup(key string) (Entry, bool) {
-	sh := s.shardOf(key)
+	h, sh := s.locate(key)
 	sh.mu.RLock()
-	r := sh.m[key]
+	r := sh.get(h, key)
 	sh.mu.RUnlock()
 	if r == nil {
 		return Entry{}, false
@@ -189,15 +184,15 @@ func (s *Store) Lookup(key string) (Entry, bool) {
 func (s *Store) Put(key, value string, epoch int64) Entry {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	sh := s.shardOf(key)
+	h, sh := s.locate(key)
 	sh.mu.Lock()
-	old := sh.m[key]
+	old := sh.get(h, key)
 	var version uint64
 	if old != nil {
 		version = old.version
 	}
 	r := newRec(Entry{Key: key, Value: value, Version: version + 1, Index: s.lastIndex() + 1, Epoch: epoch})
-	sh.setLocked(old, r)
+	sh.setLocked(h, r)
 	sh.mu.Unlock()
 	s.imu.Lock()
 	s.indexLocked(r)
@@ -213,15 +208,15 @@ func (s *Store) Put(key, value string, epoch int64) Entry {
 func (s *Store) Delete(key string, epoch int64) (Entry, bool) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	sh := s.shardOf(key)
+	h, sh := s.locate(key)
 	sh.mu.Lock()
-	old := sh.m[key]
+	old := sh.get(h, key)
 	if !old.live() {
 		sh.mu.Unlock()
 		return Entry{}, false
 	}
 	r := newRec(Entry{Key: key, Version: old.version + 1, Index: s.lastIndex() + 1, Epoch: epoch, Deleted: true})
-	sh.setLocked(old, r)
+	sh.setLocked(h, r)
 	sh.mu.Unlock()
 	s.imu.Lock()
 	s.indexLocked(r)
@@ -229,14 +224,6 @@ func (s *Store) Delete(key string, epoch int64) (Entry, bool) {
 	s.imu.Unlock()
 	s.watchers.fire(key)
 	return r.entry(), true
-}
-
-// setLocked puts r in the place of old (nil: none) and keeps the counts; the caller holds
-// the shard's lock.
-func (sh *shard) setLocked(old, r *rec) {
-	sh.m[r.key()] = r
-	sh.live += liveDelta(old.live(), r.live())
-	sh.bytes += r.size() - old.size()
 }
 
 // Apply replays committed entries, as they are (value, version, index, epoch, tombstone);
@@ -271,9 +258,9 @@ func (s *Store) Apply(entries ...Entry) error {
 			continue
 		}
 		r := newRec(e)
-		sh := s.shardOf(e.Key)
+		h, sh := s.locate(e.Key)
 		sh.mu.Lock()
-		sh.setLocked(sh.m[e.Key], r)
+		sh.setLocked(h, r)
 		sh.mu.Unlock()
 		recs = append(recs, r)
 		keys = append(keys, r.key())
@@ -350,7 +337,7 @@ func (s *Store) Stats() Stats {
 		sh := &s.shards[i]
 		sh.mu.RLock()
 		st.Keys += sh.live
-		st.Tombstones += len(sh.m) - sh.live
+		st.Tombstones += sh.len() - sh.live
 		st.Bytes += sh.bytes
 		sh.mu.RUnlock()
 	}
@@ -367,7 +354,7 @@ func (s *Store) Range(fn func(Entry) bool) {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.RLock()
-		for _, r := range sh.m {
+		for r := range sh.records {
 			if !fn(r.entry()) {
 				sh.mu.RUnlock()
 				return
@@ -386,14 +373,14 @@ func (s *Store) Snapshot() Snapshot {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.RLock()
-		n += len(sh.m)
+		n += sh.len()
 		sh.mu.RUnlock()
 	}
 	snap.Entries = make([]Entry, 0, n)
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.RLock()
-		for _, r := range sh.m {
+		for r := range sh.records {
 			snap.Entries = append(snap.Entries, r.entry())
 		}
 		sh.mu.RUnlock()
@@ -412,15 +399,15 @@ func (s *Store) Restore(snap Snapshot) {
 	tree := newIndex()
 	var keyIndex uint64
 	for i := range fresh {
-		fresh[i].m = make(map[string]*rec)
+		fresh[i].init()
 	}
 	for _, e := range snap.Entries {
 		if e.Key == "" {
 			continue
 		}
 		r := newRec(e)
-		sh := &fresh[s.shardIndex(e.Key)]
-		sh.setLocked(sh.m[e.Key], r)
+		h := s.hash(e.Key)
+		fresh[h&s.mask].setLocked(h, r)
 		tree.ReplaceOrInsert(r)
 		keyIndex = max(keyIndex, r.index)
 	}
@@ -430,7 +417,7 @@ func (s *Store) Restore(snap Snapshot) {
 		s.shards[i].mu.Lock()
 	}
 	for i := range s.shards {
-		s.shards[i].m, s.shards[i].live, s.shards[i].bytes = fresh[i].m, fresh[i].live, fresh[i].bytes
+		s.shards[i].replaceLocked(&fresh[i])
 	}
 	s.imu.Lock()
 	s.tree, s.keyIndex = tree, keyIndex
@@ -455,7 +442,7 @@ func (s *Store) Hash() string {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.RLock()
-		for _, r := range sh.m {
+		for r := range sh.records {
 			if r.live() {
 				live = append(live, kv{r.key(), r.kv[r.klen:], r.version})
 			}
