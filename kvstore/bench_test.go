@@ -97,8 +97,8 @@ func heapInUse() uint64 {
 }
 
 // BenchmarkIndexMemory reports what the ordered index costs per key: the heap the store
-// of a million keys takes (bytes/key-store, with the store's own copy of each key and value:
-// 21 bytes, 24 in their size class), and how much of it the B-tree holds (bytes/key-index,
+// of a million keys takes (bytes/key-store, with the records, which hold the store's own
+// copy of each key and value), and how much of it the B-tree holds (bytes/key-index,
 // measured by dropping the tree: the records stay, the shards hold them too, so what goes
 // is the tree's nodes alone). Keys come in random order, as writes do. Run it once:
 // go test -run NONE -bench IndexMemory -benchtime 1x.

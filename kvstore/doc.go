@@ -30,21 +30,22 @@
 //
 // # Memory
 //
-// Each key is one record of 48 bytes (version, index, epoch, tombstone flag) and one
-// allocation holding the key followed by the value (a tombstone: the key alone), which the
-// store copies from the caller on every write, so it keeps no caller's buffer alive. Its
-// shard's map and the ordered index hold pointers to that one record, the map under the
-// key's 64-bit hash (a 16-byte slot, where the key's string header would make it 24; the
-// rare keys whose hash another key holds go to a second map, by key). A write puts a new
-// record in the key's place and never changes one, so the entries that reads hand out are
-// built from a record without copying (their Key and Value share its bytes: holding either
-// keeps both) and stay intact after later writes. At a million keys of 16 bytes with
-// 100-byte values the store takes about 233 bytes of heap per key (BenchmarkMemoryPerKey):
-// 48 for the record, 128 for the key and value (116 bytes in their size class), about 38
-// for the maps (Go's maps grow in steps, so this varies from about 20 to 40 with the number
-// of keys) and 19 for the ordered index; keeping each entry by value in both took 447. A
-// key is at most 4 GiB - 1 bytes long: [Store.Apply] rejects a longer one, [Store.Put] and
-// [Store.Restore] panic.
+// Each key is one record: one allocation holding a 32-byte header (version, index, epoch,
+// the key's and the value's lengths, the tombstone flag) and right after it the key and the
+// value (a tombstone: the key alone), which the store copies from the caller on every
+// write, so it keeps no caller's buffer alive. Its shard's map and the ordered index hold
+// pointers to that one record, the map under the key's 64-bit hash (a 16-byte slot, where
+// the key's string header would make it 24; the rare keys whose hash another key holds go
+// to a second map, by key). A write puts a new record in the key's place and never changes
+// one, so the entries that reads hand out are built from a record without copying (their
+// Key and Value point inside it: holding either keeps the whole record) and stay intact
+// after later writes. At a million keys of 16 bytes with 100-byte values the store takes
+// about 217 bytes of heap per key (BenchmarkMemoryPerKey): 160 for the record (32 + 16 +
+// 100 bytes, in the 160-byte size class), about 38 for the maps (Go's maps grow in steps,
+// so this varies from about 20 to 40 with the number of keys) and 19 for the ordered index;
+// keeping each entry by value in both took 447. A key is at most 2 GiB - 1 bytes long and
+// a value 4 GiB - 1: [Store.Apply] rejects a longer one, [Store.Put] and [Store.Restore]
+// panic.
 //
 // # Listings
 //

@@ -51,19 +51,35 @@ func recLess(a, b *rec) bool { return a.key() < b.key() }
 
 func newIndex() *btree.BTreeG[*rec] { return btree.NewG(indexDegree, recLess) }
 
-// pivots recycles the records that start a walk of the index: the tree passes its pivot
-// to its comparison function, so a pivot of the walker's own would escape to the heap, and
-// reads that allocate nothing today (PrefixIndex) would allocate one record each.
-var pivots = sync.Pool{New: func() any { return new(rec) }}
+// pivots recycles the buffers of the records that start a walk of the index (a record
+// holds its key's bytes, so a pivot is a copy of the key behind a header): a pivot of the
+// walker's own would be an allocation per walk, and reads that allocate nothing today
+// (PrefixIndex) would allocate one each.
+var pivots = sync.Pool{New: func() any { return new([]uint64) }}
+
+// maxPooledPivot bounds the pivot buffers kept for reuse, in words, so that one listing
+// after a long key does not leave its buffer in the pool.
+const maxPooledPivot = 512
 
 // ascendFrom calls fn for the records from key on, in order, until fn returns false; the
 // caller holds imu.
 func (s *Store) ascendFrom(key string, fn func(*rec) bool) {
-	p := pivots.Get().(*rec)
-	p.kv, p.klen = key, uint32(len(key))
+	if len(key) > maxKeyLen {
+		// No key is longer, and from a prefix of key on comes at most what comes from key
+		// on and the keys in between, which the callers skip.
+		key = key[:maxKeyLen]
+	}
+	buf := pivots.Get().(*[]uint64)
+	if n := recWords(len(key)); len(*buf) < n {
+		*buf = make([]uint64, n)
+	}
+	p, data := asRec(*buf, len(key))
+	copy(data, key)
+	*p = rec{klen: uint32(len(key))}
 	s.tree.AscendGreaterOrEqual(p, fn)
-	*p = rec{} // keep no caller's string alive
-	pivots.Put(p)
+	if len(*buf) <= maxPooledPivot {
+		pivots.Put(buf)
+	}
 }
 
 // List returns one page of the live keys under opts.Prefix after opts.After, in order. It
@@ -85,7 +101,7 @@ func (s *Store) List(opts ListOptions) Page {
 		if !strings.HasPrefix(key, opts.Prefix) {
 			return false
 		}
-		if key == opts.After || r.deleted {
+		if key <= opts.After || r.deleted() { // <=: the walk may start before After (ascendFrom)
 			return true
 		}
 		if full {

@@ -1,8 +1,12 @@
 package kvstore
 
 import (
+	"errors"
 	"fmt"
+	"math"
+	"runtime"
 	"slices"
+	"strings"
 	"testing"
 	"unsafe"
 )
@@ -32,14 +36,14 @@ func checkRecords(t *testing.T, s *Store) {
 			if r.key() != k || h&s.mask != uint64(i) || sh.m[h] == nil || sh.m[h].key() == k {
 				t.Fatalf("shard %d spills %q under %q, though its hash %#x is free or its own", i, r.key(), k, h)
 			}
-			if unsafe.StringData(k) != unsafe.StringData(r.kv) {
+			if unsafe.StringData(k) != unsafe.StringData(r.key()) {
 				t.Fatalf("spill's key %q is not the record's own bytes: it keeps another allocation alive", k)
 			}
 		}
 		live, bytes := 0, int64(0)
 		for r := range sh.records {
-			if r.deleted && len(r.kv) != int(r.klen) {
-				t.Fatalf("tombstone %q keeps a value %q", r.key(), r.kv[r.klen:])
+			if r.deleted() && r.vlen != 0 {
+				t.Fatalf("tombstone %q keeps a value of %d bytes", r.key(), r.vlen)
 			}
 			if r.live() {
 				live++
@@ -297,5 +301,81 @@ func TestReadsDoNotAllocate(t *testing.T) {
 		if n := testing.AllocsPerRun(100, read); n != 0 {
 			t.Errorf("%s allocates %v times", name, n)
 		}
+	}
+}
+
+// TestRecordLayout: a record gives back the key and value it was made from, whatever
+// their lengths (empty ones, ones that end an allocation, one past 32 KiB that is an
+// allocation of its own), tombstones without a value.
+func TestRecordLayout(t *testing.T) {
+	for _, klen := range []int{0, 1, 7, 8, 31, 32, 33, 100} {
+		for _, vlen := range []int{0, 1, 15, 16, 17, 100, 1000, 40000} {
+			for _, deleted := range []bool{false, true} {
+				e := Entry{Key: strings.Repeat("k", klen), Value: strings.Repeat("v", vlen), Version: 3, Index: 9, Epoch: -2, Deleted: deleted}
+				r := newRec(e)
+				if deleted {
+					e.Value = ""
+				}
+				if got := r.entry(); got != e {
+					t.Fatalf("key %d value %d deleted %v: record gives %d, %d bytes, %+v", klen, vlen, deleted, len(got.Key), len(got.Value), got)
+				}
+				if r.live() == deleted || r.size() != Size(e) {
+					t.Fatalf("key %d value %d deleted %v: live %v size %d", klen, vlen, deleted, r.live(), r.size())
+				}
+			}
+		}
+	}
+}
+
+// TestEntriesOutliveCollection: the entries readers hold keep their records' bytes alive
+// (their strings point inside the records) after the store has replaced every record and
+// the collector has run, with new records of the same sizes free to reuse the memory.
+func TestEntriesOutliveCollection(t *testing.T) {
+	s := newStore(t, 4)
+	const n = 2000
+	held := make([]Entry, 0, n)
+	for i := range n {
+		s.Put(fmt.Sprintf("key-%04d", i), fmt.Sprintf("value-%04d-%s", i, strings.Repeat("x", i%97)), 1)
+	}
+	for i := range n {
+		e, _ := s.Get(fmt.Sprintf("key-%04d", i))
+		held = append(held, e)
+	}
+	for round := range 3 {
+		for i := range n {
+			k := fmt.Sprintf("key-%04d", i)
+			if i%2 == 0 {
+				s.Delete(k, 1)
+			} else {
+				s.Put(k, fmt.Sprintf("other-%04d-%d-%s", i, round, strings.Repeat("y", i%97)), 1)
+			}
+		}
+		s.Restore(s.Snapshot())
+		runtime.GC()
+	}
+	for i, e := range held {
+		if want := fmt.Sprintf("value-%04d-%s", i, strings.Repeat("x", i%97)); e.Key != fmt.Sprintf("key-%04d", i) || e.Value != want {
+			t.Fatalf("held entry %d changed to %q=%q", i, e.Key, e.Value)
+		}
+	}
+	checkRecords(t, s)
+}
+
+// TestApplyRejectsWhatNoRecordHolds: a key a record cannot hold fails Apply as a whole.
+func TestApplyRejectsWhatNoRecordHolds(t *testing.T) {
+	if math.MaxInt == math.MaxInt32 {
+		t.Skip("a string can be no longer than a record's key on 32 bits")
+	}
+	n := maxKeyLen
+	n++
+	// A string of that length that is never read: only its length is checked.
+	long := unsafe.String(unsafe.StringData("x"), n)
+	s := newStore(t, 2)
+	err := s.Apply(Entry{Key: "a", Value: "1", Version: 1, Index: 1}, Entry{Key: long, Version: 1, Index: 2})
+	if !errors.Is(err, ErrInvalidEntry) {
+		t.Fatalf("Apply of a key of %d bytes = %v, want ErrInvalidEntry", n, err)
+	}
+	if _, ok := s.Get("a"); ok || s.Len() != 0 {
+		t.Fatal("a failed Apply applied an entry")
 	}
 }

@@ -25,8 +25,8 @@ var (
 	// ErrOutOfOrder reports entries given to Apply whose indexes are not strictly
 	// increasing above the store's last index. Nothing is applied.
 	ErrOutOfOrder = errors.New("kvstore: entry out of order")
-	// ErrInvalidEntry reports an entry Apply cannot hold (an empty key, or one of 4 GiB or
-	// more).
+	// ErrInvalidEntry reports an entry Apply cannot hold (an empty key, a key of 2 GiB or
+	// more, a value of 4 GiB or more).
 	ErrInvalidEntry = errors.New("kvstore: invalid entry")
 )
 
@@ -243,8 +243,8 @@ func (s *Store) Apply(entries ...Entry) error {
 		if (e.Key == "") != e.Noop {
 			return fmt.Errorf("%w: entry at index %d: a key is required unless it is a no-op, and a no-op has none", ErrInvalidEntry, e.Index)
 		}
-		if uint64(len(e.Key)) > maxKeyLen {
-			return fmt.Errorf("%w: entry at index %d: a key of %d bytes exceeds %d", ErrInvalidEntry, e.Index, len(e.Key), uint64(maxKeyLen))
+		if !fits(*e) {
+			return fmt.Errorf("%w: entry at index %d: a key of %d bytes or a value of %d is too long for a record", ErrInvalidEntry, e.Index, len(e.Key), len(e.Value))
 		}
 		if e.Index <= prev {
 			return fmt.Errorf("%w: index %d does not exceed %d", ErrOutOfOrder, e.Index, prev)
@@ -444,7 +444,7 @@ func (s *Store) Hash() string {
 		sh.mu.RLock()
 		for r := range sh.records {
 			if r.live() {
-				live = append(live, kv{r.key(), r.kv[r.klen:], r.version})
+				live = append(live, kv{r.key(), r.value(), r.version})
 			}
 		}
 		sh.mu.RUnlock()
