@@ -2,12 +2,14 @@ package kvstore
 
 import (
 	"strings"
+	"sync"
 
 	"github.com/google/btree"
 )
 
 // indexDegree is the B-tree's degree: nodes of 31 to 63 entries keep the tree shallow
-// (four levels for a million keys) and its per-node overhead small against 64-byte items.
+// (four levels for a million keys) and its per-node overhead small against the 8-byte
+// items (pointers to the records the shards hold).
 const indexDegree = 32
 
 // PrefixIndexScan bounds how many entries a prefix's modify index is computed from. A
@@ -45,9 +47,40 @@ type Page struct {
 	Applied uint64
 }
 
-func entryLess(a, b Entry) bool { return a.Key < b.Key }
+func recLess(a, b *rec) bool { return a.key() < b.key() }
 
-func newIndex() *btree.BTreeG[Entry] { return btree.NewG(indexDegree, entryLess) }
+func newIndex() *btree.BTreeG[*rec] { return btree.NewG(indexDegree, recLess) }
+
+// pivots recycles the buffers of the records that start a walk of the index (a record
+// holds its key's bytes, so a pivot is a copy of the key behind a header): a pivot of the
+// walker's own would be an allocation per walk, and reads that allocate nothing today
+// (PrefixIndex) would allocate one each.
+var pivots = sync.Pool{New: func() any { return new([]uint64) }}
+
+// maxPooledPivot bounds the pivot buffers kept for reuse, in words, so that one listing
+// after a long key does not leave its buffer in the pool.
+const maxPooledPivot = 512
+
+// ascendFrom calls fn for the records from key on, in order, until fn returns false; the
+// caller holds imu.
+func (s *Store) ascendFrom(key string, fn func(*rec) bool) {
+	if len(key) > maxKeyLen {
+		// No key is longer, and from a prefix of key on comes at most what comes from key
+		// on and the keys in between, which the callers skip.
+		key = key[:maxKeyLen]
+	}
+	buf := pivots.Get().(*[]uint64)
+	if n := recWords(len(key)); len(*buf) < n {
+		*buf = make([]uint64, n)
+	}
+	p, data := asRec(*buf, len(key))
+	copy(data, key)
+	*p = rec{klen: uint32(len(key))}
+	s.tree.AscendGreaterOrEqual(p, fn)
+	if len(*buf) <= maxPooledPivot {
+		pivots.Put(buf)
+	}
+}
 
 // List returns one page of the live keys under opts.Prefix after opts.After, in order. It
 // reads the ordered index, so its cost follows the size of the page (and of the prefix, for
@@ -63,17 +96,19 @@ func (s *Store) List(opts ListOptions) Page {
 	}
 	bytes := 0
 	full := false
-	s.tree.AscendGreaterOrEqual(Entry{Key: start}, func(e Entry) bool {
-		if !strings.HasPrefix(e.Key, opts.Prefix) {
+	s.ascendFrom(start, func(r *rec) bool {
+		key := r.key()
+		if !strings.HasPrefix(key, opts.Prefix) {
 			return false
 		}
-		if e.Key == opts.After || e.Deleted {
+		if key <= opts.After || r.deleted() { // <=: the walk may start before After (ascendFrom)
 			return true
 		}
 		if full {
 			p.More = true
 			return false
 		}
+		e := r.entry()
 		if opts.KeysOnly {
 			e.Value = ""
 		}
@@ -105,15 +140,15 @@ func (s *Store) prefixIndexLocked(prefix string) uint64 {
 	var idx uint64
 	n := 0
 	bounded := true
-	s.tree.AscendGreaterOrEqual(Entry{Key: prefix}, func(e Entry) bool {
-		if !strings.HasPrefix(e.Key, prefix) {
+	s.ascendFrom(prefix, func(r *rec) bool {
+		if !strings.HasPrefix(r.key(), prefix) {
 			return false
 		}
 		if n++; n > PrefixIndexScan {
 			bounded = false
 			return false
 		}
-		idx = max(idx, e.Index)
+		idx = max(idx, r.index)
 		return true
 	})
 	if !bounded {
@@ -122,8 +157,9 @@ func (s *Store) prefixIndexLocked(prefix string) uint64 {
 	return idx
 }
 
-// indexLocked records e (a key's new state) in the ordered index; the caller holds imu.
-func (s *Store) indexLocked(e Entry) {
-	s.tree.ReplaceOrInsert(e)
-	s.keyIndex = max(s.keyIndex, e.Index)
+// indexLocked records r (a key's new state) in the ordered index in the place of the key's
+// previous record; the caller holds imu.
+func (s *Store) indexLocked(r *rec) {
+	s.tree.ReplaceOrInsert(r)
+	s.keyIndex = max(s.keyIndex, r.index)
 }

@@ -119,6 +119,7 @@ func TestListAgainstModel(t *testing.T) {
 			if opts.Prefix == "" {
 				want.Index = s.keyIndex // the empty prefix reports the key index
 			}
+			checkRecords(t, s)
 			checkPage(t, fmt.Sprintf("seed %d op %d %+v", seed, op, opts), s.List(opts), want)
 			if got := s.PrefixIndex(opts.Prefix); got != want.Index {
 				t.Fatalf("PrefixIndex(%q) = %d, want %d", opts.Prefix, got, want.Index)

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"sort"
 	"sync"
 
@@ -24,7 +25,8 @@ var (
 	// ErrOutOfOrder reports entries given to Apply whose indexes are not strictly
 	// increasing above the store's last index. Nothing is applied.
 	ErrOutOfOrder = errors.New("kvstore: entry out of order")
-	// ErrInvalidEntry reports an entry Apply cannot hold (an empty key).
+	// ErrInvalidEntry reports an entry Apply cannot hold (an empty key, a key of 2 GiB or
+	// more, a value of 4 GiB or more).
 	ErrInvalidEntry = errors.New("kvstore: invalid entry")
 )
 
@@ -64,7 +66,7 @@ type Stats struct {
 
 // Size is what an entry counts towards a store's Bytes: its key and value lengths, 0 for
 // a tombstone or a no-op. Tombstones are not counted, so that deleting a key gives its
-// bytes back; they keep the key and a few words each (see the package documentation).
+// bytes back; they keep the key and a record each (see the package documentation).
 func Size(e Entry) int64 {
 	if e.Deleted || e.Noop {
 		return 0
@@ -95,18 +97,14 @@ func (c Config) Validate() error {
 	return nil
 }
 
-type shard struct {
-	mu    sync.RWMutex
-	m     map[string]Entry
-	live  int   // entries in m that are not tombstones
-	bytes int64 // Size of the entries in m
-}
-
 // Store is a concurrent in-memory key-value map; see the package documentation for the
 // single-writer rule. The zero value is not usable: call New.
 type Store struct {
 	shards []shard
 	mask   uint64
+	seed   maphash.Seed
+	// hashMask is all ones; tests narrow it to make keys collide (see Store.hash).
+	hashMask uint64
 
 	// wmu serialises writers (Put, Delete, Apply, Restore) and makes Snapshot and Hash
 	// consistent: holding it, no shard changes.
@@ -116,11 +114,11 @@ type Store struct {
 	index uint64
 	epoch int64
 
-	// imu guards the ordered index (index.go): every key's entry, tombstones included, by
-	// key. Writers update it, and the position, under imu after the shards, so a listing
-	// sees the index and Last of one state.
+	// imu guards the ordered index (index.go): every key's record, tombstones included, by
+	// key, the same pointers as the shards hold. Writers update it, and the position, under
+	// imu after the shards, so a listing sees the index and Last of one state.
 	imu      sync.RWMutex
-	tree     *btree.BTreeG[Entry]
+	tree     *btree.BTreeG[*rec]
 	keyIndex uint64 // the largest Index of an entry holding a key (no-ops excluded)
 
 	watchers notifier
@@ -132,49 +130,53 @@ func New(cfg Config) (*Store, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	s := &Store{shards: make([]shard, cfg.Shards), mask: uint64(cfg.Shards - 1), tree: newIndex()}
+	s := &Store{
+		shards:   make([]shard, cfg.Shards),
+		mask:     uint64(cfg.Shards - 1),
+		seed:     maphash.MakeSeed(),
+		hashMask: ^uint64(0),
+		tree:     newIndex(),
+	}
 	for i := range s.shards {
-		s.shards[i].m = make(map[string]Entry)
+		s.shards[i].init()
 	}
 	return s, nil
 }
 
-// shardIndex hashes key with inline FNV-1a, which keeps the read path free of allocations.
-func (s *Store) shardIndex(key string) int {
-	const (
-		offset64 = 14695981039346656037
-		prime64  = 1099511628211
-	)
-	h := uint64(offset64)
-	for i := 0; i < len(key); i++ {
-		h ^= uint64(key[i])
-		h *= prime64
-	}
-	return int(h & s.mask)
-}
+// hash is the key's 64-bit hash, seeded per store so that no one can choose keys that
+// crowd one shard: its low bits pick the key's shard, and all of them are the key's place
+// in the shard's map.
+func (s *Store) hash(key string) uint64 { return maphash.String(s.seed, key) & s.hashMask }
 
-func (s *Store) shardOf(key string) *shard { return &s.shards[s.shardIndex(key)] }
+// locate returns the key's hash and shard.
+func (s *Store) locate(key string) (uint64, *shard) {
+	h := s.hash(key)
+	return h, &s.shards[h&s.mask]
+}
 
 // Get returns the key's entry; false for an absent or deleted key.
 func (s *Store) Get(key string) (Entry, bool) {
-	sh := s.shardOf(key)
+	h, sh := s.locate(key)
 	sh.mu.RLock()
-	e, ok := sh.m[key]
+	r := sh.get(h, key)
 	sh.mu.RUnlock()
-	if !ok || e.Deleted {
+	if !r.live() {
 		return Entry{}, false
 	}
-	return e, true
+	return r.entry(), true
 }
 
 // Lookup returns the key's entry, a tombstone included (Deleted set); false only for a key
 // the store has never held.
 func (s *Store) Lookup(key string) (Entry, bool) {
-	sh := s.shardOf(key)
+	h, sh := s.locate(key)
 	sh.mu.RLock()
-	e, ok := sh.m[key]
+	r := sh.get(h, key)
 	sh.mu.RUnlock()
-	return e, ok
+	if r == nil {
+		return Entry{}, false
+	}
+	return r.entry(), true
 }
 
 // Put writes key=value as the leader: the entry gets the next global index, the given
@@ -182,22 +184,22 @@ func (s *Store) Lookup(key string) (Entry, bool) {
 func (s *Store) Put(key, value string, epoch int64) Entry {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	sh := s.shardOf(key)
+	h, sh := s.locate(key)
 	sh.mu.Lock()
-	old, existed := sh.m[key]
-	e := Entry{Key: key, Value: value, Version: old.Version + 1, Index: s.lastIndex() + 1, Epoch: epoch}
-	sh.m[key] = e
-	if !existed || old.Deleted {
-		sh.live++
+	old := sh.get(h, key)
+	var version uint64
+	if old != nil {
+		version = old.version
 	}
-	sh.bytes += Size(e) - Size(old)
+	r := newRec(Entry{Key: key, Value: value, Version: version + 1, Index: s.lastIndex() + 1, Epoch: epoch})
+	sh.setLocked(h, r)
 	sh.mu.Unlock()
 	s.imu.Lock()
-	s.indexLocked(e)
-	s.setLast(e.Index, epoch)
+	s.indexLocked(r)
+	s.setLast(r.index, epoch)
 	s.imu.Unlock()
 	s.watchers.fire(key)
-	return e
+	return r.entry()
 }
 
 // Delete deletes key as the leader, leaving a tombstone with the next global index.
@@ -206,24 +208,22 @@ func (s *Store) Put(key, value string, epoch int64) Entry {
 func (s *Store) Delete(key string, epoch int64) (Entry, bool) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	sh := s.shardOf(key)
+	h, sh := s.locate(key)
 	sh.mu.Lock()
-	old, ok := sh.m[key]
-	if !ok || old.Deleted {
+	old := sh.get(h, key)
+	if !old.live() {
 		sh.mu.Unlock()
 		return Entry{}, false
 	}
-	e := Entry{Key: key, Version: old.Version + 1, Index: s.lastIndex() + 1, Epoch: epoch, Deleted: true}
-	sh.m[key] = e
-	sh.live--
-	sh.bytes -= Size(old)
+	r := newRec(Entry{Key: key, Version: old.version + 1, Index: s.lastIndex() + 1, Epoch: epoch, Deleted: true})
+	sh.setLocked(h, r)
 	sh.mu.Unlock()
 	s.imu.Lock()
-	s.indexLocked(e)
-	s.setLast(e.Index, epoch)
+	s.indexLocked(r)
+	s.setLast(r.index, epoch)
 	s.imu.Unlock()
 	s.watchers.fire(key)
-	return e, true
+	return r.entry(), true
 }
 
 // Apply replays committed entries, as they are (value, version, index, epoch, tombstone);
@@ -243,37 +243,32 @@ func (s *Store) Apply(entries ...Entry) error {
 		if (e.Key == "") != e.Noop {
 			return fmt.Errorf("%w: entry at index %d: a key is required unless it is a no-op, and a no-op has none", ErrInvalidEntry, e.Index)
 		}
+		if !fits(*e) {
+			return fmt.Errorf("%w: entry at index %d: a key of %d bytes or a value of %d is too long for a record", ErrInvalidEntry, e.Index, len(e.Key), len(e.Value))
+		}
 		if e.Index <= prev {
 			return fmt.Errorf("%w: index %d does not exceed %d", ErrOutOfOrder, e.Index, prev)
 		}
 		prev = e.Index
 	}
+	recs := make([]*rec, 0, len(entries))
 	keys := make([]string, 0, len(entries))
 	for _, e := range entries {
 		if e.Noop {
 			continue
 		}
-		if e.Deleted {
-			e.Value = ""
-		}
-		sh := s.shardOf(e.Key)
+		r := newRec(e)
+		h, sh := s.locate(e.Key)
 		sh.mu.Lock()
-		old, existed := sh.m[e.Key]
-		sh.m[e.Key] = e
-		sh.live += liveDelta(existed && !old.Deleted, !e.Deleted)
-		sh.bytes += Size(e) - Size(old)
+		sh.setLocked(h, r)
 		sh.mu.Unlock()
-		keys = append(keys, e.Key)
+		recs = append(recs, r)
+		keys = append(keys, r.key())
 	}
 	last := entries[len(entries)-1]
 	s.imu.Lock()
-	for _, e := range entries {
-		if !e.Noop {
-			if e.Deleted {
-				e.Value = ""
-			}
-			s.indexLocked(e)
-		}
+	for _, r := range recs {
+		s.indexLocked(r)
 	}
 	s.setLast(last.Index, last.Epoch)
 	s.imu.Unlock()
@@ -342,7 +337,7 @@ func (s *Store) Stats() Stats {
 		sh := &s.shards[i]
 		sh.mu.RLock()
 		st.Keys += sh.live
-		st.Tombstones += len(sh.m) - sh.live
+		st.Tombstones += sh.len() - sh.live
 		st.Bytes += sh.bytes
 		sh.mu.RUnlock()
 	}
@@ -359,8 +354,8 @@ func (s *Store) Range(fn func(Entry) bool) {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.RLock()
-		for _, e := range sh.m {
-			if !fn(e) {
+		for r := range sh.records {
+			if !fn(r.entry()) {
 				sh.mu.RUnlock()
 				return
 			}
@@ -378,15 +373,15 @@ func (s *Store) Snapshot() Snapshot {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.RLock()
-		n += len(sh.m)
+		n += sh.len()
 		sh.mu.RUnlock()
 	}
 	snap.Entries = make([]Entry, 0, n)
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.RLock()
-		for _, e := range sh.m {
-			snap.Entries = append(snap.Entries, e)
+		for r := range sh.records {
+			snap.Entries = append(snap.Entries, r.entry())
 		}
 		sh.mu.RUnlock()
 	}
@@ -399,28 +394,22 @@ func (s *Store) Snapshot() Snapshot {
 // with an empty key are dropped; of duplicate keys the last one wins. Readers see either
 // the old content or the new one, never a mix.
 func (s *Store) Restore(snap Snapshot) {
-	fresh := make([]map[string]Entry, len(s.shards))
-	live := make([]int, len(s.shards))
-	size := make([]int64, len(s.shards))
+	// fresh is built unshared, so its shards need no locks until they replace the store's.
+	fresh := make([]shard, len(s.shards))
 	tree := newIndex()
 	var keyIndex uint64
 	for i := range fresh {
-		fresh[i] = make(map[string]Entry)
+		fresh[i].init()
 	}
 	for _, e := range snap.Entries {
 		if e.Key == "" {
 			continue
 		}
-		if e.Deleted {
-			e.Value = ""
-		}
-		idx := s.shardIndex(e.Key)
-		old, existed := fresh[idx][e.Key]
-		fresh[idx][e.Key] = e
-		live[idx] += liveDelta(existed && !old.Deleted, !e.Deleted)
-		size[idx] += Size(e) - Size(old)
-		tree.ReplaceOrInsert(e)
-		keyIndex = max(keyIndex, e.Index)
+		r := newRec(e)
+		h := s.hash(e.Key)
+		fresh[h&s.mask].setLocked(h, r)
+		tree.ReplaceOrInsert(r)
+		keyIndex = max(keyIndex, r.index)
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
@@ -428,7 +417,7 @@ func (s *Store) Restore(snap Snapshot) {
 		s.shards[i].mu.Lock()
 	}
 	for i := range s.shards {
-		s.shards[i].m, s.shards[i].live, s.shards[i].bytes = fresh[i], live[i], size[i]
+		s.shards[i].replaceLocked(&fresh[i])
 	}
 	s.imu.Lock()
 	s.tree, s.keyIndex = tree, keyIndex
@@ -453,9 +442,9 @@ func (s *Store) Hash() string {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.RLock()
-		for _, e := range sh.m {
-			if !e.Deleted {
-				live = append(live, kv{e.Key, e.Value, e.Version})
+		for r := range sh.records {
+			if r.live() {
+				live = append(live, kv{r.key(), r.value(), r.version})
 			}
 		}
 		sh.mu.RUnlock()

@@ -332,4 +332,5 @@ func TestBytes(t *testing.T) {
 		{Key: "k1", Value: "longer", Version: 2, Index: 7}, // the last of duplicates wins
 	}})
 	check("restore", 8)
+	checkRecords(t, s)
 }
