@@ -32,8 +32,9 @@ func main() {
 
 // options are the parsed flags.
 type options struct {
-	cfg       server.Config
-	logFormat string
+	cfg        server.Config
+	logFormat  string
+	gcHeadroom int64
 }
 
 func run(args []string, getenv func(string) string, stderr io.Writer) int {
@@ -60,6 +61,9 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	if opts.gcHeadroom > 0 && getenv("GOGC") == "" {
+		go server.TuneGC(ctx, uint64(opts.gcHeadroom), time.Second, logger)
+	}
 	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	srv, err := server.Open(octx, cfg)
 	cancel()
@@ -102,6 +106,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 		tlsCert       = fs.String("tls_cert", "", "PEM certificate (chain) of this server, for clients and peers; with -tls_key turns on TLS (https) for the listener and for the requests to the other servers, which must all use TLS too")
 		tlsKey        = fs.String("tls_key", "", "PEM private key of -tls_cert")
 		tlsCA         = fs.String("tls_ca", "", "PEM CA certificates the peers' certificates are verified against (default: the system's roots); with it the internal routes also require a client certificate it signed")
+		gcHeadroom    = fs.Int64("gc_headroom", server.DefaultGCHeadroom, "bytes the heap may grow past its live part before the next garbage collection: the GC percent follows the live heap (Go's default 100 while it is below this, down to 20), so a large store does not double the process's memory between collections; 0, or $GOGC set: Go's own GC settings")
 		noFence       = fs.Bool("unsafe_disable_fencing", false, "TESTS ONLY: replicas accept writes from any epoch and sender (shows what fencing prevents)")
 	)
 	fs.Usage = func() {
@@ -194,7 +199,10 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	if err := cfg.Validate(); err != nil {
 		return options{}, err
 	}
-	return options{cfg: cfg, logFormat: *logFormat}, nil
+	if *gcHeadroom < 0 {
+		return options{}, fmt.Errorf("-gc_headroom %d must not be negative (0: Go's own GC settings)", *gcHeadroom)
+	}
+	return options{cfg: cfg, logFormat: *logFormat, gcHeadroom: *gcHeadroom}, nil
 }
 
 // parseTimeout takes a duration ("4s") or a number of milliseconds ("4000").
