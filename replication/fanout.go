@@ -71,6 +71,7 @@ const (
 	DefaultRetryMax          = 3
 	DefaultMaxBatch          = 512
 	DefaultMaxInFlight       = 4
+	DefaultMinPipelinedBatch = 64
 	DefaultMaxBatchBytes     = 8 << 20
 	DefaultHeartbeatInterval = time.Second
 	maxResponseBytes         = 1 << 20
@@ -128,7 +129,10 @@ type Config struct {
 	// (the stream is): the worker sends what is new without waiting for the answers to
 	// what it sent before, up to this many; default 4, 1: one at a time. Together with
 	// MaxBatch and MaxBatchBytes it bounds what a slow replica can have outstanding.
-	MaxInFlight       int
+	MaxInFlight int
+	// MinPipelinedBatch is the fewest new entries worth a second append while one is in
+	// flight (fewer wait for an answer, or for more); default 64, 1: send at once.
+	MinPipelinedBatch int
 	HeartbeatInterval time.Duration // idle replicas get an empty append this often; default 1s, < 0: off
 
 	// Peers carries the requests to the replicas; default a StreamTransport (appends on one
@@ -169,6 +173,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxInFlight == 0 {
 		c.MaxInFlight = DefaultMaxInFlight
 	}
+	if c.MinPipelinedBatch == 0 {
+		c.MinPipelinedBatch = DefaultMinPipelinedBatch
+	}
 	if c.MaxBatch == 0 {
 		c.MaxBatch = DefaultMaxBatch
 	}
@@ -194,8 +201,8 @@ func (c Config) Validate() error {
 	if c.RequestTimeout < 0 || c.SnapshotTimeout < 0 || c.RetryWaitMin < 0 || c.RetryWaitMax < c.RetryWaitMin {
 		errs = append(errs, errors.New("timeouts must be positive and RetryWaitMax >= RetryWaitMin"))
 	}
-	if c.MaxInFlight < 0 {
-		errs = append(errs, fmt.Errorf("MaxInFlight %d is negative", c.MaxInFlight))
+	if c.MaxInFlight < 0 || c.MinPipelinedBatch < 0 {
+		errs = append(errs, fmt.Errorf("MaxInFlight %d and MinPipelinedBatch %d must not be negative", c.MaxInFlight, c.MinPipelinedBatch))
 	}
 	if c.MaxBatch < 1 || c.MaxBatchBytes < 1 {
 		errs = append(errs, errors.New("MaxBatch and MaxBatchBytes must be positive"))
@@ -1088,6 +1095,12 @@ func (f *Fanout) pipeline(ctx context.Context, r *replica, pos position) (positi
 			// sends it (under AckAll one does, at once).
 			newCommit := commit > sentCommit && f.cfg.Mode != AckAll
 			if len(entries) == 0 && !force && round <= sentRound && !newCommit {
+				break
+			}
+			// With appends already in flight, a few new entries wait for more (or for an
+			// answer): each append costs both servers a frame, a decode and a lock round
+			// whatever it holds, and on busy cores small batches cost more than the wait.
+			if len(q) > 0 && len(entries) > 0 && len(entries) < f.cfg.MinPipelinedBatch && round <= sentRound {
 				break
 			}
 			force = false

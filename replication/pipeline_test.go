@@ -50,7 +50,7 @@ func TestPipelineKeepsSeveralAppendsInFlight(t *testing.T) {
 	const token = "s3cret"
 	r1, r2 := newPipelineReplica(t, token, "r1"), newPipelineReplica(t, token, "r2")
 	r1.slow.Store(int64(5 * time.Millisecond))
-	l := newTestLeader(t, Config{Token: token, Mode: AckAll, HeartbeatInterval: -1, MaxInFlight: 3}, LogConfig{})
+	l := newTestLeader(t, Config{Token: token, Mode: AckAll, HeartbeatInterval: -1, MaxInFlight: 3, MinPipelinedBatch: 1}, LogConfig{})
 	l.fan.SetReplicas([]string{r1.srv.URL, r2.srv.URL})
 	for i := range 300 {
 		l.put(t, fmt.Sprintf("k%d", i), "v")
@@ -84,7 +84,7 @@ func TestPipelineRecoversFromAFailedAppend(t *testing.T) {
 	const token = "s3cret"
 	r1 := newPipelineReplica(t, token, "r1")
 	r1.slow.Store(int64(2 * time.Millisecond))
-	l := newTestLeader(t, Config{Token: token, Mode: AckAll, HeartbeatInterval: -1, MaxInFlight: 4}, LogConfig{})
+	l := newTestLeader(t, Config{Token: token, Mode: AckAll, HeartbeatInterval: -1, MaxInFlight: 4, MinPipelinedBatch: 1}, LogConfig{})
 	l.fan.SetReplicas([]string{r1.srv.URL})
 	l.put(t, "warm", "up")
 	eventually(t, "replica takes the first write", func() bool { i, _ := r1.store.Last(); return i == l.lastIndex() })
