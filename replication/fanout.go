@@ -1094,13 +1094,17 @@ func (f *Fanout) pipeline(ctx context.Context, r *replica, pos position) (positi
 			// A new commit index alone is worth an empty append only where no commitLoop
 			// sends it (under AckAll one does, at once).
 			newCommit := commit > sentCommit && f.cfg.Mode != AckAll
-			if len(entries) == 0 && !force && round <= sentRound && !newCommit {
+			// One empty append in flight at a time: its answer confirms the Barrier
+			// rounds begun before it, and the next one those begun since (a leader
+			// read begins a round each, which would otherwise cost an append each).
+			emptyInFlight := slices.ContainsFunc(q, func(fl flight) bool { return fl.end == fl.prev })
+			if len(entries) == 0 && !force && (emptyInFlight || round <= sentRound && !newCommit) {
 				break
 			}
 			// With appends already in flight, a few new entries wait for more (or for an
 			// answer): each append costs both servers a frame, a decode and a lock round
 			// whatever it holds, and on busy cores small batches cost more than the wait.
-			if len(q) > 0 && len(entries) > 0 && len(entries) < f.cfg.MinPipelinedBatch && round <= sentRound {
+			if len(q) > 0 && len(entries) > 0 && len(entries) < f.cfg.MinPipelinedBatch && (round <= sentRound || emptyInFlight) {
 				break
 			}
 			force = false
