@@ -1079,6 +1079,11 @@ func (f *Fanout) pipeline(ctx context.Context, r *replica, pos position) (positi
 	sentRound, sentCommit := r.confirmed, r.sentCommit
 	f.mu.Unlock()
 	force := true // the caller's waitWork said there is work
+	inFlight := func(n int) {
+		f.mu.Lock()
+		r.inFlight, r.peak = n, max(r.peak, n)
+		f.mu.Unlock()
+	}
 	for {
 		for len(q) < f.cfg.MaxInFlight {
 			entries, ok := f.cfg.Log.EntriesFrom(next.index+1, f.cfg.MaxBatch)
@@ -1119,10 +1124,7 @@ func (f *Fanout) pipeline(ctx context.Context, r *replica, pos position) (positi
 				Entries: entries, Commit: commit, InSync: inSync, To: inc}
 			fl.p = startAppend(ctx, f.peers, r.addr, req)
 			q = append(q, fl)
-			f.mu.Lock()
-			r.inFlight = len(q)
-			r.peak = max(r.peak, len(q))
-			f.mu.Unlock()
+			inFlight(len(q))
 			next, sentRound, sentCommit = fl.end, round, commit
 		}
 		if len(q) == 0 {
@@ -1137,23 +1139,14 @@ func (f *Fanout) pipeline(ctx context.Context, r *replica, pos position) (positi
 		case <-r.notify:
 			continue // more to send, if the window has room
 		case <-ctx.Done():
-			f.mu.Lock()
-			r.inFlight = 0
-			f.mu.Unlock()
+			inFlight(0)
 			return pos, ctx.Err() // what is in flight ends with ctx
 		}
 		fl := q[0]
 		q = q[1:]
-		f.mu.Lock()
-		r.inFlight = len(q)
-		f.mu.Unlock()
+		inFlight(len(q))
 		resp, err := fl.p.Result()
-		if err == nil && resp.LastIndex == fl.end.index && resp.LastEpoch == fl.end.epoch {
-			f.mu.Lock()
-			r.sentCommit = max(r.sentCommit, fl.commit)
-			r.inc = resp.Incarnation
-			f.mu.Unlock()
-			f.setMatch(r, fl.end.index, resp, false)
+		if f.accepted(r, fl.end, fl.commit, resp, err) {
 			f.confirm(r, fl.round)
 			pos = fl.end
 			continue
@@ -1161,17 +1154,8 @@ func (f *Fanout) pipeline(ctx context.Context, r *replica, pos position) (positi
 		for _, later := range q {
 			<-later.p.Done() // each is bounded by the transport's request timeout
 		}
-		f.mu.Lock()
-		r.inFlight = 0
-		f.mu.Unlock()
-		var mismatch *LogMismatchError
-		switch {
-		case err == nil:
-			return f.reconcile(ctx, r, fl.prev, position{resp.LastIndex, resp.LastEpoch}, resp)
-		case errors.As(err, &mismatch):
-			return f.reconcile(ctx, r, fl.prev, position{mismatch.LastIndex, mismatch.LastEpoch}, AppendResponse{})
-		}
-		return pos, f.refused(r, err)
+		inFlight(0)
+		return f.rejected(ctx, r, fl.prev, resp, err) // fl.prev is pos: answers come in order
 	}
 }
 
@@ -1295,21 +1279,37 @@ func (f *Fanout) sendAppend(ctx context.Context, r *replica, pos position, entri
 	if n := len(entries); n > 0 {
 		end = position{entries[n-1].Index, entries[n-1].Epoch}
 	}
+	if f.accepted(r, end, commit, resp, err) {
+		return end, nil
+	}
+	return f.rejected(ctx, r, pos, resp, err)
+}
+
+// accepted reports whether an append's answer says the replica holds the leader's log up to
+// end, and if so records it (with the commit index the append carried).
+func (f *Fanout) accepted(r *replica, end position, commit uint64, resp AppendResponse, err error) bool {
+	if err != nil || resp.LastIndex != end.index || resp.LastEpoch != end.epoch {
+		return false
+	}
+	f.mu.Lock()
+	r.sentCommit = max(r.sentCommit, commit)
+	r.inc = resp.Incarnation
+	f.mu.Unlock()
+	f.setMatch(r, end.index, resp, false)
+	return true
+}
+
+// rejected acts on an answer accepted did not take, to an append that started at prev: the
+// replica's own position resumes the stream (or a snapshot does), a refusal is refused's.
+func (f *Fanout) rejected(ctx context.Context, r *replica, prev position, resp AppendResponse, err error) (position, error) {
 	var mismatch *LogMismatchError
 	switch {
-	case err == nil && resp.LastIndex == end.index && resp.LastEpoch == end.epoch:
-		f.mu.Lock()
-		r.sentCommit = max(r.sentCommit, commit)
-		r.inc = resp.Incarnation
-		f.mu.Unlock()
-		f.setMatch(r, end.index, resp, false)
-		return end, nil
 	case err == nil:
-		return f.reconcile(ctx, r, pos, position{resp.LastIndex, resp.LastEpoch}, resp)
+		return f.reconcile(ctx, r, prev, position{resp.LastIndex, resp.LastEpoch}, resp)
 	case errors.As(err, &mismatch):
-		return f.reconcile(ctx, r, pos, position{mismatch.LastIndex, mismatch.LastEpoch}, AppendResponse{})
+		return f.reconcile(ctx, r, prev, position{mismatch.LastIndex, mismatch.LastEpoch}, AppendResponse{})
 	}
-	return pos, f.refused(r, err)
+	return prev, f.refused(r, err)
 }
 
 // refused acts on a request's error: a newer epoch deposes this leader, a new incarnation
