@@ -112,7 +112,9 @@ type Config struct {
 	Apply func(index uint64) error
 	// LagMax, when set, makes Wait under AckAll also wait for the replicas outside the
 	// in-sync sets (a restarted, partial server) to apply a write, unless they have lacked
-	// an entry for longer than LagMax: "all" is every live replica, with a bounded wait.
+	// an entry for longer than LagMax or their last request failed: "all" is every live
+	// replica, with a bounded wait. A replica not heard from yet counts from when it was
+	// added.
 	LagMax time.Duration
 	// Complete, when set, reports whether the leader's history up to index holds no key:
 	// a fresh replica whose base is there misses nothing (see AppendRequest.Complete).
@@ -636,7 +638,10 @@ func (f *Fanout) waitCondLocked(index uint64, mode AckMode) (int, bool) {
 	}
 	if mode == AckAll && f.cfg.LagMax > 0 {
 		for addr, r := range f.replicas {
-			if f.inSyncLocked(addr) || !r.acked || !r.up || r.applied >= index {
+			// A replica that has not answered yet counts too, from when it was added (a
+			// new leader's first writes would otherwise pass a live replica it has not
+			// reached yet); one whose last request failed does not hold writes up.
+			if f.inSyncLocked(addr) || r.applied >= index || (!r.up && r.lastErr != "") || (r.acked && !r.up) {
 				continue
 			}
 			if ls := f.laggingSince(r); ls.IsZero() || time.Since(ls) < f.cfg.LagMax {

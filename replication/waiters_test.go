@@ -80,3 +80,38 @@ func TestWaitReleasesOnlyReadyWaiters(t *testing.T) {
 		t.Fatalf("%d Waits queued after Close", q)
 	}
 }
+
+// Under AckAll with LagMax, a replica outside the in-sync set that the leader has added but
+// not heard from yet (a new leader's first writes, a server that just restarted) holds a
+// write up, from when it was added and for at most LagMax, as one that answered would.
+func TestWaitCountsAReplicaNotHeardFromYet(t *testing.T) {
+	tr := NewInmemTransport(5 * time.Second)
+	r1 := newMemReplica(t, tr, "r1", FollowerConfig{Incarnation: "r1"})
+	l := newMemLeader(t, tr, Config{LagMax: 3 * time.Second, HeartbeatInterval: -1}, LogConfig{})
+	l.fan.SetInSync([]string{}) // the leader alone: r1 is outside the set
+	tr.Hold("r1")
+	l.fan.SetReplicas([]string{"r1"})
+	e := l.put(t, "k", "v")
+	done := make(chan error, 1)
+	go func() { _, err := l.fan.Wait(context.Background(), e.Index, AckAll); done <- err }()
+	select {
+	case err := <-done:
+		t.Fatalf("Wait(all) returned (%v) before the replica it has not heard from applied the write", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	for tr.Held("r1") == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	tr.Release("r1")
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Wait(all) still blocked after the replica answered")
+	}
+	if got, ok := r1.store.Get("k"); !ok || got.Value != "v" {
+		t.Fatalf("replica holds %+v, %v after Wait(all)", got, ok)
+	}
+}
