@@ -640,8 +640,9 @@ func (f *Fanout) waitCondLocked(index uint64, mode AckMode) (int, bool) {
 		for addr, r := range f.replicas {
 			// A replica that has not answered yet counts too, from when it was added (a
 			// new leader's first writes would otherwise pass a live replica it has not
-			// reached yet); one whose last request failed does not hold writes up.
-			if f.inSyncLocked(addr) || r.applied >= index || (!r.up && r.lastErr != "") || (r.acked && !r.up) {
+			// reached yet); one whose last request failed (noteError: not up, with an
+			// error; the only way an answered replica stops being up) does not.
+			if f.inSyncLocked(addr) || r.applied >= index || (!r.up && r.lastErr != "") {
 				continue
 			}
 			if ls := f.laggingSince(r); ls.IsZero() || time.Since(ls) < f.cfg.LagMax {
