@@ -26,8 +26,8 @@ func TestClusterReplicates(t *testing.T) {
 	a := startNode(t, c, "a")
 	a.waitLeading(t)
 	b := startNode(t, c, "b")
+	b.waitRole(t, "follower") // registered before c, so that b is next in line below
 	cc := startNode(t, c, "c")
-	b.waitRole(t, "follower")
 	cc.waitRole(t, "follower")
 	waitFor(t, "the leader to replicate to b and c", func() bool {
 		body := string(do(t, http.MethodGet, a.url+"/metrics", "", "").body)
