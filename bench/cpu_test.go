@@ -177,7 +177,17 @@ func TestChildrenRunning(t *testing.T) {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 	}()
-	pids, err := childrenRunning(os.Getpid(), "sleep")
+	// Start returns once the child has closed its descriptors in exec, which the kernel does
+	// before it writes the new program's arguments: /proc/PID/cmdline can read empty for a
+	// moment (a CI run saw it), so the child may take a few reads to show.
+	var pids []int
+	var err error
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		pids, err = childrenRunning(os.Getpid(), "sleep")
+		if err != nil || slices.Contains(pids, cmd.Process.Pid) || time.Now().After(deadline) {
+			break
+		}
+	}
 	if err != nil || !slices.Contains(pids, cmd.Process.Pid) {
 		t.Fatalf("children %v %v, want %d", pids, err, cmd.Process.Pid)
 	}
