@@ -12,9 +12,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -73,27 +73,43 @@ var (
 	ErrStreamClosed = errors.New("replication: stream closed")
 )
 
-// frameWriter coalesces the frames of concurrent writers into few system calls: the last
-// writer waiting for the lock flushes the buffer; the others leave their frame in it.
+// frameWriter coalesces the frames of concurrent writers into few system calls. A writer
+// leaves its frame in the buffer and wakes the flusher, which first yields to every
+// goroutine already runnable: the answers a commit releases at once, or the forwarded
+// writes of many clients, leave in one write(2) rather than one each (on loopback a write
+// runs the receiver's TCP path too, so each one saved is a syscall on both sides). A frame
+// is in the socket at most one scheduling round after write returns.
+//
+// A flush that fails closes the connection: the reader on either side then ends the
+// stream, and every call whose frame was buffered learns its outcome is unknown, as when a
+// write(2) fails part way.
 type frameWriter struct {
-	conn    net.Conn
-	waiting atomic.Int32
+	conn     net.Conn
+	kick     chan struct{} // 1-buffered: the flusher has bytes to write
+	stop     chan struct{} // closed by close
+	stopOnce sync.Once
+
 	mu      sync.Mutex
 	bw      *bufio.Writer
-	err     error
+	err     error // sticky: the first write or flush error, or errFrameWriterClosed
+	pending bool  // bytes in bw the flusher has been told about
 }
+
+var errFrameWriterClosed = errors.New("replication: stream writer closed")
 
 func newFrameWriter(conn net.Conn) *frameWriter {
-	return &frameWriter{conn: conn, bw: bufio.NewWriterSize(conn, 64<<10)}
+	w := &frameWriter{conn: conn, bw: bufio.NewWriterSize(conn, 64<<10),
+		kick: make(chan struct{}, 1), stop: make(chan struct{})}
+	go w.flushLoop()
+	return w
 }
 
-// write sends one frame; it returns once the frame is in the buffer of a flush to come,
-// or flushed (by this writer or a later one).
+// write puts one frame in the buffer; the flusher sends it. An error means the frame was
+// not buffered (the stream failed or closed before), or that a write(2) of a full buffer
+// failed part way.
 func (w *frameWriter) write(kind byte, id uint64, payload []byte) error {
-	w.waiting.Add(1)
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.waiting.Add(-1)
 	if w.err != nil {
 		return w.err
 	}
@@ -101,22 +117,67 @@ func (w *frameWriter) write(kind byte, id uint64, payload []byte) error {
 	binary.BigEndian.PutUint32(hdr[0:4], uint32(1+8+len(payload)))
 	hdr[4] = kind
 	binary.BigEndian.PutUint64(hdr[5:13], id)
-	_ = w.conn.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+	if len(payload)+frameHeaderLen > w.bw.Available() {
+		// bufio writes through once the buffer is full: bound that write(2) too.
+		_ = w.conn.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+	}
 	if _, err := w.bw.Write(hdr[:]); err != nil {
-		w.err = err
+		w.fail(err)
 		return err
 	}
 	if _, err := w.bw.Write(payload); err != nil {
-		w.err = err
+		w.fail(err)
 		return err
 	}
-	if w.waiting.Load() == 0 {
-		if err := w.bw.Flush(); err != nil {
-			w.err = err
-			return err
+	if !w.pending {
+		w.pending = true
+		select {
+		case w.kick <- struct{}{}:
+		default:
 		}
 	}
 	return nil
+}
+
+// fail records err and closes the connection; w.mu is held.
+func (w *frameWriter) fail(err error) {
+	if w.err == nil {
+		w.err = err
+	}
+	_ = w.conn.Close()
+}
+
+func (w *frameWriter) flushLoop() {
+	for {
+		select {
+		case <-w.kick:
+		case <-w.stop:
+			return
+		}
+		// Woken, the flusher would run next on this P, before the goroutines the same
+		// event made runnable; yielding lets them add their frames first.
+		runtime.Gosched()
+		w.mu.Lock()
+		w.pending = false
+		if w.err == nil && w.bw.Buffered() > 0 {
+			_ = w.conn.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+			if err := w.bw.Flush(); err != nil {
+				w.fail(err)
+			}
+		}
+		w.mu.Unlock()
+	}
+}
+
+// close stops the flusher; frames still buffered are dropped (the caller is closing the
+// connection). Idempotent.
+func (w *frameWriter) close() {
+	w.mu.Lock()
+	if w.err == nil {
+		w.err = errFrameWriterClosed
+	}
+	w.mu.Unlock()
+	w.stopOnce.Do(func() { close(w.stop) })
 }
 
 // readFrame reads one frame whose payload is at most limit bytes.
@@ -193,6 +254,7 @@ func (c *streamConn) close(err error) {
 	calls := c.calls
 	c.calls = nil
 	c.mu.Unlock()
+	c.w.close()
 	_ = c.conn.Close()
 	for _, ch := range calls {
 		close(ch)
@@ -558,6 +620,7 @@ func (s *StreamServer) Serve(ctx context.Context, conn net.Conn, br *bufio.Reade
 	}
 	sem := make(chan struct{}, most)
 	w := newFrameWriter(conn)
+	defer w.close()
 	for {
 		kind, id, payload, err := readFrame(br, limit)
 		if err != nil {
