@@ -291,6 +291,7 @@ type Fanout struct {
 	replicas    map[string]*replica
 	last        position        // highest enqueued
 	waits       [2][3]waitQueue // blocked Wait (kind 0) and Barrier (kind 1) calls, by AckMode
+	lagTicking  bool            // lagLoop runs (started by the first Wait that needs it)
 	closed      bool
 	deposed     chan struct{}
 	isDeposed   bool
@@ -773,16 +774,16 @@ func (f *Fanout) awaitKey(ctx context.Context, kind int, mode AckMode, key uint6
 	w := &waiter{key: key, ready: make(chan struct{})}
 	q := &f.waits[kind][mode]
 	q.insert(w)
+	if kind == kindWait && mode == AckAll && f.cfg.LagMax > 0 && !f.lagTicking {
+		// A replica's lag passing LagMax changes the answer, not an event: lagLoop
+		// re-evaluates the waits on a tick (one ticker per Fanout, not one per wait).
+		// Started under f.mu while not closed, so Close's wg.Wait sees it.
+		f.lagTicking = true
+		f.wg.Add(1)
+		go f.lagLoop()
+	}
 	f.mu.Unlock()
 
-	var tick <-chan time.Time
-	if kind == kindWait && mode == AckAll && f.cfg.LagMax > 0 {
-		// A replica's lag passing LagMax changes the answer, not an event. One ticker per
-		// wait, not a timer per wake-up.
-		t := time.NewTicker(f.cfg.LagMax / 4)
-		defer t.Stop()
-		tick = t.C
-	}
 	for {
 		select {
 		case <-w.ready:
@@ -790,14 +791,6 @@ func (f *Fanout) awaitKey(ctx context.Context, kind int, mode AckMode, key uint6
 			err := f.doneErrLocked(w.ok)
 			f.mu.Unlock()
 			return w.acked, err
-		case <-tick:
-			f.mu.Lock()
-			if acked, ok := f.condLocked(kind, mode, key); ok {
-				q.remove(w)
-				f.mu.Unlock()
-				return acked, nil
-			}
-			f.mu.Unlock()
 		case <-ctx.Done():
 			f.mu.Lock()
 			q.remove(w)
@@ -815,6 +808,27 @@ func (f *Fanout) awaitKey(ctx context.Context, kind int, mode AckMode, key uint6
 				what = fmt.Sprintf("wait for index %d", key)
 			}
 			return acked, fmt.Errorf("replication: %s (ack %s): %w", what, mode, ctx.Err())
+		}
+	}
+}
+
+// lagLoop re-evaluates the blocked waits every LagMax/4 until Close: under AckAll, a
+// replica outside the in-sync set holds a write up only for LagMax (waitCondLocked), and
+// that passing is no event of its own.
+func (f *Fanout) lagLoop() {
+	defer f.wg.Done()
+	t := time.NewTicker(f.cfg.LagMax / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-f.ctx.Done():
+			return
+		case <-t.C:
+			f.mu.Lock()
+			if len(f.waits[kindWait][AckAll].ws) > 0 {
+				f.broadcast()
+			}
+			f.mu.Unlock()
 		}
 	}
 }

@@ -115,3 +115,32 @@ func TestWaitCountsAReplicaNotHeardFromYet(t *testing.T) {
 		t.Fatalf("replica holds %+v, %v after Wait(all)", got, ok)
 	}
 }
+
+// ... and for at most LagMax: a replica outside the in-sync set that stays silent (no
+// answer, no error) releases the write once LagMax has passed, on the Fanout's lag tick
+// (this Wait blocks with no ack to come, so nothing else would wake it).
+func TestWaitPassesASilentReplicaAfterLagMax(t *testing.T) {
+	tr := NewInmemTransport(5 * time.Second)
+	newMemReplica(t, tr, "r1", FollowerConfig{Incarnation: "r1"})
+	const lagMax = 400 * time.Millisecond
+	l := newMemLeader(t, tr, Config{LagMax: lagMax, HeartbeatInterval: -1}, LogConfig{})
+	l.fan.SetInSync([]string{}) // the leader alone: r1 is outside the set
+	tr.Hold("r1")
+	defer tr.Release("r1")
+	l.fan.SetReplicas([]string{"r1"})
+	e := l.put(t, "k", "v")
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() { _, err := l.fan.Wait(context.Background(), e.Index, AckAll); done <- err }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+		if took := time.Since(start); took < lagMax/2 {
+			t.Fatalf("Wait(all) passed the silent replica after %v, before LagMax %v", took, lagMax)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("Wait(all) still blocked %v after LagMax %v passed", 10*time.Second, lagMax)
+	}
+}
