@@ -618,9 +618,24 @@ func (s *StreamServer) Serve(ctx context.Context, conn net.Conn, br *bufio.Reade
 	if most <= 0 {
 		most = DefaultStreamConcurrency
 	}
-	sem := make(chan struct{}, most)
+	// Calls run on workers kept for the stream's life, at most `most` of them: a worker
+	// that finished a call takes the next, so a forwarded write does not start a goroutine
+	// and grow its stack anew (4% of a leader's CPU did that). Past `most` calls at once,
+	// the reader waits for a worker and stops reading: TCP pushes back.
+	jobs := make(chan streamJob)
+	defer close(jobs) // before calls.Wait above: idle workers end
+	workers := 0
 	w := newFrameWriter(conn)
 	defer w.close()
+	work := func(j streamJob) {
+		defer calls.Done()
+		for ok := true; ok; j, ok = <-jobs {
+			rk, reply := s.Handler.Call(ctx, j.kind, j.payload)
+			if err := w.write(rk, j.id, reply); err != nil {
+				conn.Close() // the reader sees it and ends the stream
+			}
+		}
+	}
 	for {
 		kind, id, payload, err := readFrame(br, limit)
 		if err != nil {
@@ -636,15 +651,18 @@ func (s *StreamServer) Serve(ctx context.Context, conn net.Conn, br *bufio.Reade
 				return
 			}
 		case kind >= KindUser:
-			sem <- struct{}{} // past MaxConcurrent, stop reading: TCP pushes back
-			calls.Add(1)
-			go func() {
-				defer func() { <-sem; calls.Done() }()
-				rk, reply := s.Handler.Call(ctx, kind, payload)
-				if err := w.write(rk, id, reply); err != nil {
-					conn.Close() // the reader sees it and ends the stream
+			j := streamJob{kind: kind, id: id, payload: payload}
+			select {
+			case jobs <- j: // an idle worker took it
+			default:
+				if workers < most {
+					workers++
+					calls.Add(1)
+					go work(j)
+				} else {
+					jobs <- j
 				}
-			}()
+			}
 		default:
 			rk, reply := errorFrame(fmt.Errorf("%w: unknown frame kind %d", ErrInvalidRequest, kind))
 			if err := w.write(rk, id, reply); err != nil {
@@ -652,6 +670,13 @@ func (s *StreamServer) Serve(ctx context.Context, conn net.Conn, br *bufio.Reade
 			}
 		}
 	}
+}
+
+// streamJob is one call frame for a worker of StreamServer.Serve.
+type streamJob struct {
+	kind    byte
+	id      uint64
+	payload []byte
 }
 
 func (s *StreamServer) serveAppend(ctx context.Context, payload []byte) (byte, []byte) {

@@ -288,3 +288,71 @@ func TestStreamOverTLS(t *testing.T) {
 		t.Fatal("a plain stream to a TLS listener worked")
 	}
 }
+
+// gatedHandler holds every application call until release is closed, and records how many
+// run at once.
+type gatedHandler struct {
+	release       chan struct{}
+	running, peak atomic.Int64
+	served        atomic.Int64
+}
+
+func (h *gatedHandler) Append(context.Context, AppendRequest) (AppendResponse, error) {
+	return AppendResponse{}, errors.New("no appends here")
+}
+
+func (h *gatedHandler) Call(ctx context.Context, kind byte, payload []byte) (byte, []byte) {
+	n := h.running.Add(1)
+	for p := h.peak.Load(); n > p && !h.peak.CompareAndSwap(p, n); p = h.peak.Load() {
+	}
+	<-h.release
+	h.running.Add(-1)
+	h.served.Add(1)
+	return kind + 1, payload
+}
+
+// At most MaxConcurrent calls of a stream run at once; the rest wait (the server stops
+// reading) and are served as workers free up, every one answered.
+func TestStreamServerBoundsConcurrentCalls(t *testing.T) {
+	h := &gatedHandler{release: make(chan struct{})}
+	var once sync.Once
+	release := func() { once.Do(func() { close(h.release) }) }
+	ss := &StreamServer{Handler: h, MaxConcurrent: 3, Logger: testLogger(t)}
+	mux := http.NewServeMux()
+	mux.Handle("GET "+PathStream, ss)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	defer ss.Close()
+	c := NewStreamClient(StreamClientConfig{})
+	defer c.Close()
+	defer release() // first of the deferred: a failed check leaves no call blocked
+	const calls = 10
+	errs := make(chan error, calls)
+	for i := range calls {
+		go func() {
+			payload := []byte(fmt.Sprintf("call %d", i))
+			kind, got, err := c.Call(context.Background(), srv.URL, KindUser, payload)
+			if err == nil && (kind != KindUser+1 || !bytes.Equal(got, payload)) {
+				err = fmt.Errorf("call %d: got kind %d %q", i, kind, got)
+			}
+			errs <- err
+		}()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for h.running.Load() < 3 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond) // a fourth call, were it let in, would be running by now
+	if got := h.running.Load(); got != 3 {
+		t.Fatalf("%d calls running, want MaxConcurrent 3", got)
+	}
+	release()
+	for range calls {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if h.served.Load() != calls || h.peak.Load() != 3 {
+		t.Fatalf("served %d calls, at most %d at once; want %d, 3", h.served.Load(), h.peak.Load(), calls)
+	}
+}
