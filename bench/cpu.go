@@ -38,6 +38,12 @@ type cpuReading struct {
 	Leader    time.Duration
 	ZooKeeper time.Duration
 	Client    time.Duration // this process
+
+	// The read and write system calls of the system's processes (/proc/<pid>/io: syscr +
+	// syscw, every thread): a count of work that, unlike time, does not depend on how fast a
+	// shared core ran. HasIO is false when a process's io file could not be read.
+	ServerIO, LeaderIO uint64
+	HasIO              bool
 }
 
 // cellCPU is the CPU time spent during a cell's measured window.
@@ -50,6 +56,9 @@ type cellCPU struct {
 	HasZooKeeper bool
 	Client       time.Duration // the load generator, and the server too when InProcess
 	InProcess    bool
+	ServerIO     uint64 // read and write system calls of the system's processes
+	LeaderIO     uint64 // part of ServerIO
+	HasIO        bool   // both readings had the io counts
 }
 
 // read takes one reading: this process first, then each target in turn.
@@ -90,7 +99,73 @@ func (t cpuTargets) spent(a, b cpuReading) cellCPU {
 		HasZooKeeper: len(t.ZooKeeper) > 0,
 		Client:       b.Client - a.Client,
 		InProcess:    t.InProcess,
+		ServerIO:     b.ServerIO - a.ServerIO,
+		LeaderIO:     b.LeaderIO - a.LeaderIO,
+		HasIO:        a.HasIO && b.HasIO,
 	}
+}
+
+// readIO adds the targets' system-call counts to r; a process whose io file cannot be read
+// leaves r without them (HasIO false), not failed: the counts are extra.
+func (t cpuTargets) readIO(r *cpuReading, procIO func(pid int) (uint64, error)) {
+	r.ServerIO, r.LeaderIO, r.HasIO = 0, 0, false
+	if procIO == nil || t.InProcess || len(t.Servers) == 0 {
+		return
+	}
+	for _, pid := range t.Servers {
+		n, err := procIO(pid)
+		if err != nil {
+			return
+		}
+		r.ServerIO += n
+		if pid == t.Leader {
+			r.LeaderIO = n
+		}
+	}
+	r.HasIO = true
+}
+
+// procIO is a process's read and write system calls so far (syscr + syscw of
+// /proc/<pid>/io, summed over its threads by the kernel).
+func procIO(pid int) (uint64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return 0, err
+	}
+	return parseProcIO(b)
+}
+
+// parseProcIO reads syscr and syscw from the text of /proc/<pid>/io.
+func parseProcIO(b []byte) (uint64, error) {
+	var sum uint64
+	found := 0
+	for line := range strings.Lines(string(b)) {
+		name, val, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok || (name != "syscr" && name != "syscw") {
+			continue
+		}
+		n, err := strconv.ParseUint(strings.TrimSpace(val), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("bench: /proc io: %s: %w", name, err)
+		}
+		sum += n
+		found++
+	}
+	if found != 2 {
+		return 0, errors.New("bench: /proc io: no syscr and syscw")
+	}
+	return sum, nil
+}
+
+// perOpCount is n, a count read over the cell's window, per operation (as perOp divides
+// rates). NaN when the cell has no CPU reading or no operations.
+func (c loadCell) perOpCount(n uint64) float64 {
+	r := c.Result
+	if c.CPU == nil || c.CPU.Window <= 0 || r.Ended == 0 || r.Elapsed <= 0 {
+		return math.NaN()
+	}
+	opsPerSec := float64(r.Ended) / r.Elapsed.Seconds()
+	return float64(n) / c.CPU.Window.Seconds() / opsPerSec
 }
 
 // Total is the system's and the load generator's CPU time, ZooKeeper left out (zkv's
@@ -125,6 +200,7 @@ type cpuMeter struct {
 	t       cpuTargets
 	hz      int64
 	procCPU func(pid int, hz int64) (time.Duration, error)
+	procIO  func(pid int) (uint64, error) // nil: no system-call counts
 
 	first, last cpuReading
 	n           int // readings taken
@@ -143,6 +219,7 @@ func (m *cpuMeter) take(into *cpuReading) {
 		m.err = fmt.Errorf("bench: cpu time: %w", err)
 		return
 	}
+	m.t.readIO(&r, m.procIO)
 	*into = r
 	m.n++
 }

@@ -129,6 +129,10 @@ func TestCPUReadingsAndPerOp(t *testing.T) {
 			t.Errorf("perOp(%v) = %v µs, want %v", tc.d, got, tc.want)
 		}
 	}
+	// 20200 system calls over the 2.02 s window: 10000/s over 5000 ops/s, 2 per operation.
+	if got := cell.perOpCount(20200); math.Abs(got-2) > 1e-9 {
+		t.Errorf("perOpCount(20200) = %v, want 2", got)
+	}
 	if got := c.cores(); math.Abs(got-1616.0/2020) > 1e-9 {
 		t.Errorf("cores %v", got)
 	}
@@ -139,6 +143,9 @@ func TestCPUReadingsAndPerOp(t *testing.T) {
 	} {
 		if got := bad.perOp(time.Second); !math.IsNaN(got) {
 			t.Errorf("perOp of %+v = %v, want NaN", bad, got)
+		}
+		if got := bad.perOpCount(10); !math.IsNaN(got) {
+			t.Errorf("perOpCount of %+v = %v, want NaN", bad, got)
 		}
 	}
 	if _, err := tg.read(100, fakeCPU{11: 0, 12: 0}.read); err == nil {
@@ -193,5 +200,59 @@ func TestChildrenRunning(t *testing.T) {
 	}
 	if pids, _ := childrenRunning(os.Getpid(), "QuorumPeerMain"); len(pids) != 0 {
 		t.Fatalf("children %v", pids)
+	}
+}
+
+func TestParseProcIO(t *testing.T) {
+	in := "rchar: 100\nwchar: 200\nsyscr: 7\nsyscw: 5\nread_bytes: 0\nwrite_bytes: 0\ncancelled_write_bytes: 0\n"
+	if n, err := parseProcIO([]byte(in)); err != nil || n != 12 {
+		t.Fatalf("parseProcIO = %d, %v; want 12", n, err)
+	}
+	for _, bad := range []string{"", "rchar: 1\n", "syscr: 7\n", "syscr: x\nsyscw: 1\n"} {
+		if n, err := parseProcIO([]byte(bad)); err == nil {
+			t.Errorf("parseProcIO(%q) = %d, no error", bad, n)
+		}
+	}
+	// This process's own count moves with its reads.
+	a, err := procIO(os.Getpid())
+	if err != nil {
+		t.Skipf("no /proc/self/io here: %v", err)
+	}
+	for range 3 {
+		if _, err := os.ReadFile("/proc/self/stat"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if b, err := procIO(os.Getpid()); err != nil || b < a+3 {
+		t.Fatalf("procIO after 3 reads = %d, %v; was %d", b, err, a)
+	}
+}
+
+func TestReadIO(t *testing.T) {
+	counts := map[int]uint64{11: 100, 12: 40}
+	io := func(pid int) (uint64, error) {
+		n, ok := counts[pid]
+		if !ok {
+			return 0, errors.New("gone")
+		}
+		return n, nil
+	}
+	tg := cpuTargets{Servers: []int{11, 12}, Leader: 12}
+	var a, b cpuReading
+	tg.readIO(&a, io)
+	counts[11], counts[12] = 160, 70
+	tg.readIO(&b, io)
+	c := tg.spent(a, b)
+	if !c.HasIO || c.ServerIO != 90 || c.LeaderIO != 30 {
+		t.Fatalf("spent %+v, want 90 server syscalls, 30 of them the leader's", c)
+	}
+	delete(counts, 11)
+	tg.readIO(&b, io)
+	if c := tg.spent(a, b); c.HasIO {
+		t.Fatalf("spent %+v with a process's count unread", c)
+	}
+	tg.readIO(&b, nil)
+	if b.HasIO {
+		t.Fatal("counts without a reader")
 	}
 }

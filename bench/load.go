@@ -181,7 +181,7 @@ func (o loadOptions) runOps(ctx context.Context, run *loadRun, bar *progress, sy
 // names (and of this one) over the same window as the operations counted.
 func (o loadOptions) measureCell(ctx context.Context, cell loadCell, op Op, targets func(context.Context) cpuTargets) loadCell {
 	t := targets(ctx)
-	m := &cpuMeter{t: t, hz: clockTicks(), procCPU: procCPU}
+	m := &cpuMeter{t: t, hz: clockTicks(), procCPU: procCPU, procIO: procIO}
 	cell.Result = runClosedLoop(ctx, cell.Clients, o.Warmup, o.Duration, op, m)
 	cpu, err := m.result()
 	if err != nil {

@@ -301,14 +301,15 @@ func cpuMarkdown(run *loadRun) string {
 		"*client*: the load generator, this bench process (`getrusage`): the client libraries, the loop, and background work that weighs most in the cells with few operations; " +
 		"*total*: server + client; " +
 		"*ZooKeeper*: the local ZooKeeper's processes, left out of the total (read only when the bench starts them as local processes, not in Docker or a given ensemble); " +
-		"*cores busy*: the CPU time of all of them per second of the window, near the machine's core count when the cell was bound by CPU.\n\n")
-	w("| system | op | value B | clients | servers | server µs/op | leader µs/op | client µs/op | total µs/op | ZooKeeper µs/op | cores busy |\n")
-	w("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		"*cores busy*: the CPU time of all of them per second of the window, near the machine's core count when the cell was bound by CPU; " +
+		"*server syscalls/op*, *leader syscalls/op*: the read and write system calls of the system's processes and of the zkv leader (`syscr` + `syscw` of `/proc/<pid>/io`), a count of work that does not depend on how fast a shared core ran.\n\n")
+	w("| system | op | value B | clients | servers | server µs/op | leader µs/op | client µs/op | total µs/op | ZooKeeper µs/op | cores busy | server syscalls/op | leader syscalls/op |\n")
+	w("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, c := range run.Cells {
 		w("| %s | %s | %d | %d | %d | ", c.System, c.Op, c.ValueSize, c.Clients, c.Servers)
 		p := c.CPU
 		if p == nil {
-			w("not read: %s | | | | | |\n", shorten(c.CPUErr, 60))
+			w("not read: %s | | | | | | | |\n", shorten(c.CPUErr, 60))
 			continue
 		}
 		server, leader, zk := "in client", "-", "-"
@@ -321,10 +322,25 @@ func cpuMarkdown(run *loadRun) string {
 		if p.HasZooKeeper {
 			zk = fmtCPU(c.perOp(p.ZooKeeper))
 		}
-		w("%s | %s | %s | %s | %s | %.2f |\n", server, leader, fmtCPU(c.perOp(p.Client)), fmtCPU(c.perOp(p.Total())), zk, p.cores())
+		sysServer, sysLeader := "-", "-"
+		if p.HasIO {
+			sysServer = fmtCount(c.perOpCount(p.ServerIO))
+			if p.HasLeader {
+				sysLeader = fmtCount(c.perOpCount(p.LeaderIO))
+			}
+		}
+		w("%s | %s | %s | %s | %s | %.2f | %s | %s |\n", server, leader, fmtCPU(c.perOp(p.Client)), fmtCPU(c.perOp(p.Total())), zk, p.cores(), sysServer, sysLeader)
 	}
 	w("\n")
 	return b.String()
+}
+
+// fmtCount formats a count per operation; "-" when there is none.
+func fmtCount(v float64) string {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", v)
 }
 
 // fmtCPU formats µs per operation; "-" when there is none.
