@@ -51,6 +51,7 @@ fuzz:
 	cd server && $(GO) test -run '^$$' -fuzz '^FuzzConditional$$' -fuzztime $(FUZZTIME) .
 	cd server && $(GO) test -run '^$$' -fuzz '^FuzzRead$$' -fuzztime $(FUZZTIME) .
 	cd server && $(GO) test -run '^$$' -fuzz '^FuzzFastPutValue$$' -fuzztime $(FUZZTIME) .
+	cd server && $(GO) test -run '^$$' -fuzz '^FuzzAppendKVJSON$$' -fuzztime $(FUZZTIME) .
 	cd replication && $(GO) test -run '^$$' -fuzz '^FuzzDecodeAppend$$' -fuzztime $(FUZZTIME) .
 	cd replication && $(GO) test -run '^$$' -fuzz '^FuzzDecodeSnapshotStream$$' -fuzztime $(FUZZTIME) .
 	cd replication && $(GO) test -run '^$$' -fuzz '^FuzzDecodeAppendBinary$$' -fuzztime $(FUZZTIME) .

@@ -353,10 +353,10 @@ func (s *Server) handleGet(c echo.Context) error {
 		return err
 	}
 	if !ok {
-		return c.JSON(http.StatusOK, KV{Key: key, Found: ptr(false)})
+		return writeKV(c, KV{Key: key, Found: ptr(false)})
 	}
 	c.Response().Header().Set(HeaderETag, etag(e.Version))
-	return c.JSON(http.StatusOK, KV{Key: key, Value: e.Value, Found: ptr(true), Version: e.Version})
+	return writeKV(c, KV{Key: key, Value: e.Value, Found: ptr(true), Version: e.Version})
 }
 
 // localRead reads key from this server's own store. The answer says how stale it may be
@@ -504,7 +504,7 @@ func (s *Server) handlePut(c echo.Context) error {
 		return err
 	}
 	c.Response().Header().Set(HeaderETag, etag(res.entry.Version))
-	return c.JSON(http.StatusOK, KV{Key: key, Value: value, Version: res.entry.Version, Epoch: res.epoch, Leader: s.cfg.Address})
+	return writeKV(c, KV{Key: key, Value: value, Version: res.entry.Version, Epoch: res.epoch, Leader: s.cfg.Address})
 }
 
 func (s *Server) handleDelete(c echo.Context) error {
