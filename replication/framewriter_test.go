@@ -144,3 +144,22 @@ func TestFrameWriterFlushFailureClosesTheConn(t *testing.T) {
 		t.Fatal("write after close")
 	}
 }
+
+// close returns at once while a flush is blocked on a peer that reads nothing: it closes
+// the connection first, which ends the write.
+func TestFrameWriterCloseDuringABlockedFlush(t *testing.T) {
+	a, b := net.Pipe() // a write blocks until the other end reads: b never does
+	defer b.Close()
+	w := newFrameWriter(a)
+	if err := w.write(KindUser, 1, make([]byte, 100)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // the flusher is in its write by now
+	done := make(chan struct{})
+	go func() { w.close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(streamWriteTimeout / 2):
+		t.Fatalf("close still blocked after %v behind a flush", streamWriteTimeout/2)
+	}
+}

@@ -169,9 +169,11 @@ func (w *frameWriter) flushLoop() {
 	}
 }
 
-// close stops the flusher; frames still buffered are dropped (the caller is closing the
-// connection). Idempotent.
+// close closes the connection and stops the flusher; frames still buffered are dropped.
+// The connection goes first: a flush blocked on a peer that does not read holds w.mu, and
+// returns once it is closed. Idempotent.
 func (w *frameWriter) close() {
+	_ = w.conn.Close()
 	w.mu.Lock()
 	if w.err == nil {
 		w.err = errFrameWriterClosed
