@@ -256,8 +256,7 @@ func (c *streamConn) close(err error) {
 	calls := c.calls
 	c.calls = nil
 	c.mu.Unlock()
-	c.w.close()
-	_ = c.conn.Close()
+	c.w.close() // closes c.conn
 	for _, ch := range calls {
 		close(ch)
 	}
