@@ -99,8 +99,11 @@ func TestFrameWriterCoalesces(t *testing.T) {
 			t.Fatalf("frame %d has id %d: out of order", i, id)
 		}
 	}
-	if got := cc.count(); got > 2 {
-		t.Fatalf("%d frames took %d writes, want 1 (2 at most)", n, got)
+	// 1 unless the runtime preempted this goroutine mid-loop (after 10 ms, which a loaded
+	// CI machine can make happen) and let the flusher in early: a few then. The old rule
+	// made 50.
+	if got := cc.count(); got > 5 {
+		t.Fatalf("%d frames took %d writes, want 1 (a few at most)", n, got)
 	}
 	// A frame written later is flushed too, without another write to push it.
 	if err := w.write(KindUser, n+1, payload); err != nil {
