@@ -157,16 +157,9 @@ func parseProcIO(b []byte) (uint64, error) {
 	return sum, nil
 }
 
-// perOpCount is n, a count read over the cell's window, per operation (as perOp divides
-// rates). NaN when the cell has no CPU reading or no operations.
-func (c loadCell) perOpCount(n uint64) float64 {
-	r := c.Result
-	if c.CPU == nil || c.CPU.Window <= 0 || r.Ended == 0 || r.Elapsed <= 0 {
-		return math.NaN()
-	}
-	opsPerSec := float64(r.Ended) / r.Elapsed.Seconds()
-	return float64(n) / c.CPU.Window.Seconds() / opsPerSec
-}
+// perOpCount is n, a count read over the cell's window, per operation. NaN when the cell has
+// no CPU reading or no operations.
+func (c loadCell) perOpCount(n uint64) float64 { return c.perOpOfWindow(float64(n)) }
 
 // Total is the system's and the load generator's CPU time, ZooKeeper left out (zkv's
 // coordination service, which the other systems do not have: the report shows it apart).
@@ -176,14 +169,18 @@ func (c cellCPU) Total() time.Duration { return c.Server + c.Client }
 // the window divided by the rate of operations that ended in it. Dividing the rates keeps a
 // reading taken a little late (the meter's goroutine waits for a core like the rest) from
 // counting against ops it did not see. NaN when the cell has no CPU reading or no operations.
-func (c loadCell) perOp(d time.Duration) float64 {
+func (c loadCell) perOp(d time.Duration) float64 { return c.perOpOfWindow(d.Seconds()) * 1e6 }
+
+// perOpOfWindow divides x, an amount read over the CPU window, by the operations of the cell:
+// its rate over the window over the rate of operations that ended in it. NaN when the cell
+// has no CPU reading or no operations.
+func (c loadCell) perOpOfWindow(x float64) float64 {
 	r := c.Result
 	if c.CPU == nil || c.CPU.Window <= 0 || r.Ended == 0 || r.Elapsed <= 0 {
 		return math.NaN()
 	}
 	opsPerSec := float64(r.Ended) / r.Elapsed.Seconds()
-	cpuPerSec := d.Seconds() / c.CPU.Window.Seconds()
-	return cpuPerSec / opsPerSec * 1e6
+	return x / c.CPU.Window.Seconds() / opsPerSec
 }
 
 // cores is the CPU time the cell used per second of its window: how many cores it kept busy,
