@@ -283,21 +283,11 @@ func fastPutValue(data []byte) (string, bool) {
 		i += len(l)
 		return true
 	}
-	ws()
-	if !lit("{") {
-		return "", false
-	}
-	ws()
-	if !lit(`"value"`) {
-		return "", false
-	}
-	ws()
-	if !lit(":") {
-		return "", false
-	}
-	ws()
-	if !lit(`"`) {
-		return "", false
+	for _, tok := range [...]string{"{", `"value"`, ":", `"`} { // each after optional whitespace
+		ws()
+		if !lit(tok) {
+			return "", false
+		}
 	}
 	start := i
 	for i < len(data) && data[i] != '"' {
